@@ -1,0 +1,1 @@
+"""Cluster metadata: immutable snapshots and the refresh driver."""

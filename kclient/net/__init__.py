@@ -1,0 +1,1 @@
+"""Connections to brokers: transport, TLS, framing driver, version negotiation, SASL, pool."""
