@@ -36,6 +36,9 @@ from protocol._errors_base import BufferUnderflow, EncodeError, InvalidLength, I
 __all__ = [
     "ZERO_UUID",
     "Reader",
+    "unsigned_varint_size",
+    "varint_size",
+    "write_array_len",
     "write_bool",
     "write_bytes",
     "write_compact_array_len",
@@ -48,7 +51,6 @@ __all__ = [
     "write_int16",
     "write_int32",
     "write_int64",
-    "write_array_len",
     "write_nullable_bytes",
     "write_nullable_string",
     "write_string",
@@ -59,8 +61,6 @@ __all__ = [
     "write_uuid",
     "write_varint",
     "write_varlong",
-    "varint_size",
-    "unsigned_varint_size",
 ]
 
 ZERO_UUID: Final = uuid.UUID(int=0)
