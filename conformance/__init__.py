@@ -1,0 +1,1 @@
+"""Conformance checks of the protocol codec against the Kafka specs and other implementations."""

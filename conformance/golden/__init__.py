@@ -1,0 +1,1 @@
+"""Golden wire vectors produced by kafka-python (see generate.py)."""
