@@ -17,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from protocol.errors import error_for_code
-from protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
-
 from kclient.errors import UnsupportedVersionForApiError
 from protocol.api import Request
+from protocol.errors import error_for_code
 from protocol.messages import REGISTRY
+from protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
 __all__ = [
     "CLIENT_SOFTWARE_NAME",
