@@ -6,6 +6,16 @@ client (producer, consumer, admin, sync facades) and ``kclient.testing``.
 
 # -- network layer: config, errors, secrets (kclient.config, kclient.errors) --
 from kclient._secret import Secret
+
+# -- admin client (kclient.admin) --
+from kclient.admin import (
+    AlterConfigOp,
+    AsyncAdmin,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
 from kclient.config import AdminConfig, CommonConfig, ConsumerConfig, ProducerConfig
 from kclient.errors import (
     AuthenticationError,
@@ -20,22 +30,32 @@ from kclient.errors import (
     SSLVerificationError,
     UnsupportedVersionForApiError,
 )
+from kclient.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
 __all__ = [
     "AdminConfig",
+    "AlterConfigOp",
+    "AsyncAdmin",
     "AuthenticationError",
     "BrokerResponseError",
     "CommonConfig",
     "ConfigError",
+    "ConfigResource",
     "ConsumerConfig",
+    "ConsumerRecord",
     "IllegalStateError",
     "KafkaConnectionError",
     "KafkaError",
     "KafkaProtocolError",
     "KafkaTimeoutError",
+    "NewPartitions",
+    "NewTopic",
     "NoBrokersAvailableError",
+    "OffsetAndMetadata",
+    "OffsetSpec",
     "ProducerConfig",
     "SSLVerificationError",
     "Secret",
+    "TopicPartition",
     "UnsupportedVersionForApiError",
 ]

@@ -54,6 +54,7 @@ from kclient.errors import (
     KafkaTimeoutError,
 )
 from kclient.net.auth import SaslSettings, authenticate, reauth_delay_ms
+from kclient.net.throttle import client_throttle_ms
 from kclient.net.tls import build_ssl_context
 from kclient.net.transport import BrokerAddress, TcpTransport, Transport, map_exceptions
 from kclient.net.versions import (
@@ -153,6 +154,9 @@ class BrokerConnection:
         self._ready = False
         self._reauth_at_ms: float | None = None
         self.last_used_ms = clock()
+        # KIP-219: no new request before this time (the broker asked us to back off)
+        self.throttled_until_ms = 0.0
+        self._closed_event = anyio.Event()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("ready" if self._ready else "handshaking")
@@ -232,6 +236,7 @@ class BrokerConnection:
             with _request_timeout(self, request, version, timeout, lambda: waiter is not None):
                 if not bypass_gate:
                     await self._gate_open.wait()
+                    await self._wait_throttle()
                 async with self._slots:
                     waiter = await self._write(request, version, expect_response=True)
                     assert waiter is not None
@@ -240,6 +245,17 @@ class BrokerConnection:
             if waiter is not None and not waiter.event.is_set():
                 waiter.abandoned = True  # the reader will consume and drop its response
         return waiter.result()
+
+    async def _wait_throttle(self) -> None:
+        """Hold the request back while the broker throttles us (KIP-219).
+
+        Runs inside the caller's request timeout, so the deadline interrupts it;
+        closing the connection interrupts it too (the request was never sent).
+        """
+        while (delay := self.throttled_until_ms - self._clock()) > 0:
+            with anyio.move_on_after(delay / 1000):
+                await self._closed_event.wait()
+            self._raise_if_closed(request_sent=False)
 
     async def _write(
         self, request: Request, version: int, *, expect_response: bool
@@ -342,8 +358,18 @@ class BrokerConnection:
             else:
                 waiter.response = item.response
                 waiter.event.set()
+            if item.response is not None:
+                self._note_throttle(item.response, item.api_version)
         if not self._waiters:
             self._signal_drained()
+
+    def _note_throttle(self, response: Response, version: int) -> None:
+        throttle = client_throttle_ms(response, version)
+        if throttle > 0:
+            until = self._clock() + throttle
+            if until > self.throttled_until_ms:
+                log.debug("%s throttles this client for %d ms", self.address, throttle)
+                self.throttled_until_ms = until
 
     def _signal_drained(self) -> None:
         events, self._drain_events = self._drain_events, []
@@ -355,6 +381,7 @@ class BrokerConnection:
         if self._closed_reason is not None:
             return
         self._closed_reason = reason
+        self._closed_event.set()
         level = (
             logging.DEBUG if reason in ("closed by the client", "reader stopped") else logging.INFO
         )
@@ -453,9 +480,12 @@ def _request_timeout(
                 f"{conn.address}: no response to {what} within {timeout_ms:.0f} ms "
                 "(request_timeout_ms); the connection was closed and the request may be retried"
             ) from None
+        cause = "stayed at its limit of requests in flight"
+        if conn.throttled_until_ms > conn._clock():
+            cause = "is throttled by the broker (quota exceeded, KIP-219)"
         raise KafkaTimeoutError(
             f"{conn.address}: {what} was not sent within {timeout_ms:.0f} ms: the connection "
-            "stayed at its limit of requests in flight"
+            + cause
         ) from None
 
 
