@@ -86,6 +86,7 @@ class MetadataManager:
         with anyio.move_on_after(timeout / 1000):
             while self.snapshot.updated_at_ms == before:
                 await self._attempted.wait()
+                self._raise_if_fatal()
             return self.snapshot
         raise self._timeout(f"metadata not refreshed within {timeout:.0f} ms")
 
@@ -105,8 +106,17 @@ class MetadataManager:
                 if wanted <= set(self.snapshot.topics):
                     return self.snapshot
                 await self._attempted.wait()
+                self._raise_if_fatal()
         missing = sorted(wanted - set(self.snapshot.topics))
         raise self._timeout(f"no usable metadata for topics {missing} within {timeout:.0f} ms")
+
+    def _raise_if_fatal(self) -> None:
+        # Called right after an attempt finished: a non-retriable failure (bad
+        # certificate, rejected credentials) will not heal by waiting, so the
+        # caller hears about it now rather than at its timeout.
+        error = self.last_error
+        if error is not None and not error.retriable:
+            raise error
 
     def _timeout(self, message: str) -> KafkaTimeoutError:
         if self.last_error is not None:
