@@ -1,5 +1,8 @@
-"""Test helpers shipped with kclient: the embedded Tansu broker launcher."""
+"""Test helpers shipped with kclient: the embedded Tansu broker launcher, the in-process
+mock cluster with fault injection, and the chaos proxy."""
 
+from kclient.testing.chaos import ChaosProxy
+from kclient.testing.mock import DropWhen, Err, ManualClock, MockCluster
 from kclient.testing.tansu import (
     TansuBroker,
     TansuError,
@@ -10,6 +13,11 @@ from kclient.testing.tansu import (
 )
 
 __all__ = [
+    "ChaosProxy",
+    "DropWhen",
+    "Err",
+    "ManualClock",
+    "MockCluster",
     "TansuBroker",
     "TansuError",
     "TansuNotFoundError",
