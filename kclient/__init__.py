@@ -17,6 +17,10 @@ from kclient.admin import (
     OffsetSpec,
 )
 from kclient.config import AdminConfig, CommonConfig, ConsumerConfig, ProducerConfig
+
+# -- consumer (kclient.consumer) --
+from kclient.consumer.consumer import AsyncConsumer
+from kclient.consumer.listener import ConsumerRebalanceListener
 from kclient.errors import (
     AuthenticationError,
     BrokerResponseError,
@@ -36,12 +40,14 @@ __all__ = [
     "AdminConfig",
     "AlterConfigOp",
     "AsyncAdmin",
+    "AsyncConsumer",
     "AuthenticationError",
     "BrokerResponseError",
     "CommonConfig",
     "ConfigError",
     "ConfigResource",
     "ConsumerConfig",
+    "ConsumerRebalanceListener",
     "ConsumerRecord",
     "IllegalStateError",
     "KafkaConnectionError",

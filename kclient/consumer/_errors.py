@@ -22,6 +22,7 @@ __all__ = [
     "ErrorCode",
     "IllegalStateError",
     "MaxPollIntervalExceededError",
+    "NoOffsetForPartitionError",
     "broker_error",
 ]
 
@@ -93,3 +94,8 @@ def broker_error(code: int, message: str | None = None) -> BrokerResponseError:
     """The generated broker-error instance for ``code`` (e.g. RebalanceInProgressError,
     also used when the client itself decides a commit hit a rebalance, as Java does)."""
     return error_for_code(code)(message)
+
+
+class NoOffsetForPartitionError(ConsumerError):
+    """A partition has no committed offset and ``auto_offset_reset="none"``: the
+    application must seek before consuming it."""

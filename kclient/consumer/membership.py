@@ -382,7 +382,9 @@ class GroupMember:
             candidates.append(self._join_not_before)
         elif self.state is MemberState.STABLE and self._hb_in_flight is None:
             candidates.append(self._next_heartbeat)
-        if self.generation_id != NO_GENERATION:
+        round_trip = self._join_in_flight is not None or self._sync_in_flight is not None
+        if self.generation_id != NO_GENERATION and not round_trip:
+            # Suspended during a round trip (_check_timers); else the driver would spin.
             candidates.append(self._alive_at + self.config.session_timeout_ms)
         if self.state in (MemberState.STABLE, MemberState.COMPLETING_REBALANCE):
             candidates.append(self._last_app_poll + self.config.max_poll_interval_ms)
