@@ -1,0 +1,356 @@
+"""Producer throughput: kclient vs aiokafka, kafka-python and confluent-kafka on one broker.
+
+``python -m benchmarks.producer_bench [--records N] [--quick] [--bootstrap 127.0.0.1:PORT]
+[--clients a,b] [--json PATH]``
+
+Every (client, variant) run gets its own subprocess and a fresh 4-partition topic, and
+produces N keyless 100-byte values with ``acks=all`` and idempotence on (where the client
+has it). The clock runs from the first send to the end of ``flush()``. Client start-up,
+the topic's metadata lookup and one acknowledged warm-up record (which settles the
+producer id and the partition leaders; librdkafka otherwise stalls ~0.4 s on its first
+batch, which would dominate a sub-second run) happen before it and are reported as
+``setup s``. After each run the parent counts the records on the topic (end offsets, see
+:func:`benchmarks._harness.count_records`) and rejects the run unless exactly N + 1 landed.
+
+Variants:
+  * ``send loop``: one record per call without waiting for its delivery, then flush
+    (kclient/aiokafka ``await send()``, kafka-python ``send()``, confluent ``produce()`` +
+    ``poll(0)``).
+  * bulk: aiokafka ``create_batch``/``send_batch`` (batches of its default 16 KiB, round
+    robin over the partitions), confluent ``produce_batch`` (lists of 1,000 message dicts
+    built inside the timed loop, round robin over the partitions), kclient ``send_many``
+    (lists of 1,000 values, partitioner's choice).
+
+aiokafka speaks only InitProducerId v0, which Tansu 0.6 fails with UNKNOWN_SERVER_ERROR;
+when that happens aiokafka is measured with ``acks=all`` but without idempotence and the
+table says so.
+
+All other settings are each client's defaults (linger: kclient 5 ms, aiokafka 0,
+kafka-python 0, librdkafka 5 ms; batch size 16 KiB except librdkafka's 1 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks._harness import (
+    PARTITIONS,
+    Result,
+    broker,
+    common_arguments,
+    count_records,
+    create_topic,
+    fmt_num,
+    fmt_rate,
+    make_value,
+    markdown_table,
+    ratio_table,
+    run_worker,
+    save_json,
+    selected,
+    unique_name,
+)
+
+DEFAULT_RECORDS = 100_000
+QUICK_RECORDS = 10_000
+BULK_CHUNK = 1000
+WARMUP_RECORDS = 1  # sent and acknowledged before the clock starts
+
+# -- workers (each runs in its own subprocess) ------------------------------------------------
+
+
+def _timed(setup_s: float, started: float, records: int) -> dict[str, Any]:
+    return {"seconds": time.perf_counter() - started, "setup_s": setup_s, "records": records}
+
+
+def kclient_worker(params: dict[str, Any]) -> dict[str, Any]:
+    import anyio
+
+    AsyncProducer = kclient_producer_class()
+
+    topic, n, variant = params["topic"], params["records"], params["variant"]
+    value = make_value()
+
+    async def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        async with AsyncProducer(
+            bootstrap_servers=params["bootstrap"], acks="all", enable_idempotence=True
+        ) as producer:
+            warm = producer.partitions_for(topic)
+            if inspect.isawaitable(warm):
+                await warm
+            await producer.send_and_wait(topic, value, partition=0)  # warm-up record
+            setup = time.perf_counter() - t0
+            started = time.perf_counter()
+            if variant == "send loop":
+                send = producer.send
+                for _ in range(n):
+                    await send(topic, value)
+            else:
+                chunk = [value] * BULK_CHUNK
+                for offset in range(0, n, BULK_CHUNK):
+                    batch = chunk if offset + BULK_CHUNK <= n else chunk[: n - offset]
+                    await producer.send_many(topic, batch)
+            await producer.flush()
+            return _timed(setup, started, n)
+
+    result: dict[str, Any] = anyio.run(run)
+    return result
+
+
+def aiokafka_worker(params: dict[str, Any]) -> dict[str, Any]:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+    from aiokafka.errors import UnknownError  # type: ignore[import-untyped]
+
+    topic, n, variant = params["topic"], params["records"], params["variant"]
+    value = make_value()
+
+    async def start() -> tuple[AIOKafkaProducer, bool]:
+        for idempotent in (True, False):
+            producer = AIOKafkaProducer(
+                bootstrap_servers=params["bootstrap"], acks="all", enable_idempotence=idempotent
+            )
+            try:
+                await producer.start()
+            except UnknownError:
+                # aiokafka only speaks InitProducerId v0, which Tansu 0.6 answers with
+                # UNKNOWN_SERVER_ERROR: measure acks=all without idempotence instead.
+                await producer.stop()
+                continue
+            return producer, idempotent
+        raise RuntimeError("aiokafka producer did not start")
+
+    async def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        producer, idempotent = await start()
+        try:
+            await producer.partitions_for(topic)
+            await producer.send_and_wait(topic, value, partition=0)  # warm-up record
+            setup = time.perf_counter() - t0
+            started = time.perf_counter()
+            if variant == "send loop":
+                send = producer.send
+                for _ in range(n):
+                    await send(topic, value)
+                await producer.flush()
+            else:
+                futures = []
+                partition = 0
+                batch = producer.create_batch()
+                for _ in range(n):
+                    if batch.append(key=None, value=value, timestamp=None) is None:
+                        batch.close()
+                        futures.append(await producer.send_batch(batch, topic, partition=partition))
+                        partition = (partition + 1) % PARTITIONS
+                        batch = producer.create_batch()
+                        batch.append(key=None, value=value, timestamp=None)
+                batch.close()
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                await asyncio.gather(*futures)
+            return {**_timed(setup, started, n), "idempotent": idempotent}
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
+
+
+def kafka_python_worker(params: dict[str, Any]) -> dict[str, Any]:
+    from kafka import KafkaProducer  # type: ignore[import-untyped]
+
+    topic, n = params["topic"], params["records"]
+    value = make_value()
+    t0 = time.perf_counter()
+    # kafka-python 3.x is idempotent by default; say so explicitly anyway.
+    producer = KafkaProducer(
+        bootstrap_servers=params["bootstrap"], acks="all", enable_idempotence=True
+    )
+    try:
+        producer.partitions_for(topic)
+        producer.send(topic, value, partition=0).get(timeout=30)  # warm-up record
+        setup = time.perf_counter() - t0
+        started = time.perf_counter()
+        send = producer.send
+        for _ in range(n):
+            send(topic, value)
+        producer.flush()
+        return _timed(setup, started, n)
+    finally:
+        producer.close()
+
+
+def confluent_worker(params: dict[str, Any]) -> dict[str, Any]:
+    from confluent_kafka import Producer
+
+    topic, n, variant = params["topic"], params["records"], params["variant"]
+    value = make_value()
+    t0 = time.perf_counter()
+    producer = Producer(
+        {"bootstrap.servers": params["bootstrap"], "acks": "all", "enable.idempotence": True}
+    )
+    producer.list_topics(topic, timeout=30)
+    producer.produce(topic, value, partition=0)  # warm-up record
+    if producer.flush(30):
+        raise RuntimeError("warm-up record not delivered")
+    setup = time.perf_counter() - t0
+    started = time.perf_counter()
+    if variant == "produce loop":
+        produce, poll = producer.produce, producer.poll
+        for _ in range(n):
+            while True:
+                try:
+                    produce(topic, value)
+                    break
+                except BufferError:  # local queue full: let librdkafka drain it
+                    poll(0.05)
+            poll(0)
+    else:
+        for i, offset in enumerate(range(0, n, BULK_CHUNK)):
+            messages = [{"value": value} for _ in range(min(BULK_CHUNK, n - offset))]
+            while messages:
+                queued = producer.produce_batch(topic, messages, partition=i % PARTITIONS)
+                if queued < len(messages):
+                    messages = [m for m in messages if "_error" in m]
+                    for m in messages:
+                        del m["_error"]
+                    producer.poll(0.05)
+                else:
+                    messages = []
+            producer.poll(0)
+    remaining = producer.flush(120)
+    if remaining:
+        raise RuntimeError(f"{remaining} records still queued after flush")
+    return _timed(setup, started, n)
+
+
+# -- driver ---------------------------------------------------------------------------------
+
+CLIENTS = ("kclient", "aiokafka", "kafka-python", "confluent-kafka")
+VARIANTS: dict[str, tuple[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]], ...]] = {
+    "kclient": (("send loop", kclient_worker), ("send_many", kclient_worker)),
+    "aiokafka": (("send loop", aiokafka_worker), ("send_batch", aiokafka_worker)),
+    "kafka-python": (("send loop", kafka_python_worker),),
+    "confluent-kafka": (("produce loop", confluent_worker), ("produce_batch", confluent_worker)),
+}
+
+
+def kclient_producer_class() -> Any:
+    """kclient's AsyncProducer, or None while it does not exist yet."""
+    import kclient
+
+    cls = getattr(kclient, "AsyncProducer", None)
+    if cls is None:
+        try:
+            from kclient.producer import producer as module  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+        cls = getattr(module, "AsyncProducer", None)
+    return cls
+
+
+def kclient_availability() -> dict[str, str | None]:
+    """None per kclient variant that can run, else the reason it cannot."""
+    variants = ("send loop", "send_many")
+    try:
+        producer_cls = kclient_producer_class()
+    except Exception as exc:  # a half-written module must not break the peers' numbers
+        return dict.fromkeys(variants, f"not available yet (import failed: {exc})")
+    if producer_cls is None:
+        return dict.fromkeys(variants, "not available yet")
+    state: dict[str, str | None] = {"send loop": None, "send_many": None}
+    send_many = getattr(producer_cls, "send_many", None)
+    if send_many is None:
+        state["send_many"] = "no send_many yet"
+    else:
+        names = [n for n in inspect.signature(send_many).parameters if n != "self"]
+        if names[:1] != ["topic"]:
+            # The benchmark calls send_many(topic, [value, ...]); adapt it if the API differs.
+            state["send_many"] = f"send_many{inspect.signature(send_many)} not recognised"
+    return state
+
+
+def run_one(bootstrap: str, client: str, variant: str, func: Callable[..., Any], n: int) -> Result:
+    topic = unique_name(f"bench-produce-{client}")
+    create_topic(bootstrap, topic)
+    params = {"bootstrap": bootstrap, "topic": topic, "records": n, "variant": variant}
+    target = f"benchmarks.producer_bench:{func.__name__}"
+    outcome = run_worker(target, params, timeout=60 + n / 1000)
+    result = Result(
+        client, variant, records=n, peak_rss_mb=outcome.peak_rss_mb, cpu_s=outcome.cpu_s
+    )
+    if outcome.data is None:
+        result.note = outcome.error
+        return result
+    on_topic = count_records(bootstrap, topic)
+    if on_topic != n + WARMUP_RECORDS:
+        expected = n + WARMUP_RECORDS
+        result.note = (
+            f"verification failed: {on_topic:,} records on the topic, expected {expected:,}"
+        )
+        return result
+    result.seconds = outcome.data["seconds"]
+    result.rate = n / result.seconds
+    result.extra["setup_s"] = outcome.data["setup_s"]
+    if outcome.data.get("idempotent") is False:
+        result.note = "NOT idempotent: broker refused InitProducerId v0"
+        result.extra["idempotent"] = False
+    return result
+
+
+def print_report(results: list[Result], n: int) -> None:
+    rows = [
+        [
+            r.label,
+            fmt_rate(r.rate),
+            fmt_num(r.seconds, 2),
+            fmt_num(r.extra.get("setup_s"), 2),
+            fmt_num(r.peak_rss_mb),
+            fmt_num(r.cpu_s, 2),
+            r.note or "",
+        ]
+        for r in results
+    ]
+    headers = ["client", "records/s", "time s", "setup s", "peak RSS MB", "CPU s", "note"]
+    print(f"\nProducer: {n:,} x 100-byte values, {PARTITIONS} partitions, acks=all, idempotent\n")
+    print(markdown_table(headers, rows))
+    ratios = ratio_table(results)
+    if ratios is not None:
+        print("\nkclient / peer (records/s ratio, >1 means kclient is faster)\n")
+        print(ratios)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_arguments(parser, DEFAULT_RECORDS)
+    args = parser.parse_args(argv)
+    n = args.records or (QUICK_RECORDS if args.quick else DEFAULT_RECORDS)
+    clients = selected(args.clients, CLIENTS)
+    kclient_state = kclient_availability() if "kclient" in clients else {}
+    results: list[Result] = []
+    t0 = time.monotonic()
+    with broker(args.bootstrap) as bootstrap:
+        print(f"broker {bootstrap}; {n:,} records per run", file=sys.stderr)
+        for client in clients:
+            for variant, func in VARIANTS[client]:
+                reason = kclient_state.get(variant) if client == "kclient" else None
+                if reason is not None:
+                    results.append(Result(client, variant, note=reason))
+                    continue
+                print(f"  {client} {variant} ...", file=sys.stderr, flush=True)
+                results.append(run_one(bootstrap, client, variant, func, n))
+    print_report(results, n)
+    print(f"\n(total {time.monotonic() - t0:.1f} s)")
+    if args.json:
+        save_json(args.json, "producer", {"records": n, "partitions": PARTITIONS}, results)
+    ran = [r for r in results if r.client != "kclient" or kclient_state.get(r.variant) is None]
+    return 0 if all(r.rate is not None for r in ran) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
