@@ -33,10 +33,11 @@ holds more than ``fetch_max_bytes`` in total.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import struct
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ from protocol.messages.fetch import (
     ForgottenTopic,
 )
 from protocol.records import LegacyBatch, RecordBatch, read_batches
+from protocol.records.record import RecordFactory
 
 __all__ = [
     "PREFETCH_DEPTH",
@@ -401,14 +403,15 @@ class CompletedFetch:
                 if self._skip(batch):
                     self.next_offset = max(self.next_offset, batch.next_offset)
                     continue
-                records = batch.records()
+                # Into a fresh list: a batch that fails half-way hands out nothing.
+                pending = self._decode(batch, kd, vd)
             except CorruptRecordError as exc:
                 self.error = CorruptBatchError(self.tp, self.next_offset, exc)
                 self._pending = []
                 return True
-            self._pending = self._convert(batch, records, kd, vd)
+            self._pending = pending
             self._pending_idx = 0
-            if not self._pending:
+            if not pending:
                 self.next_offset = max(self.next_offset, batch.next_offset)
                 continue
             return True
@@ -427,6 +430,35 @@ class CompletedFetch:
             if batch.producer_id in pids:
                 return True
         return batch.is_control
+
+    def _decode(
+        self, batch: RecordBatch | LegacyBatch, kd: Deserializer, vd: Deserializer
+    ) -> list[ConsumerRecord[Any, Any]]:
+        topic, partition = self.tp
+        if type(batch) is not RecordBatch:
+            return self._convert(batch, batch.records(), kd, vd)  # legacy: rare, not hot
+        out: list[ConsumerRecord[Any, Any]] = []
+        # Every record of a batch stays alive until handed out, so a collection in the
+        # middle of decoding finds only survivors and promotes them to older generations,
+        # whose collections are the expensive ones. Pausing the cyclic GC for the batch
+        # (it creates no cycles) leaves one young collection afterwards instead.
+        pause = gc.isenabled()
+        if pause:
+            gc.disable()
+        try:
+            if kd is None and vd is None:
+                # The factory protocol's argument order is ConsumerRecord's, so the class
+                # itself is the factory: no Python frame of ours runs per record.
+                batch.records_into(out, ConsumerRecord, (topic, partition))
+            else:
+                batch.records_into(out, _deserializing_factory(topic, partition, kd, vd))
+        finally:
+            if pause:
+                gc.enable()
+        start = self.next_offset
+        if out and out[0].offset < start:
+            out = [r for r in out if r.offset >= start]  # the broker sent the whole batch
+        return out
 
     def _convert(
         self,
@@ -461,6 +493,32 @@ class CompletedFetch:
 
 def _identity(data: bytes | None) -> Any:
     return data
+
+
+def _deserializing_factory(
+    topic: str, partition: int, kd: Deserializer, vd: Deserializer
+) -> RecordFactory[ConsumerRecord[Any, Any]]:
+    cr = ConsumerRecord
+    kd_ = kd or _identity
+    vd_ = vd or _identity
+
+    def make(
+        offset: int,
+        timestamp: int,
+        ts_type: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]],
+        epoch: int,
+        ks: int,
+        vs: int,
+    ) -> ConsumerRecord[Any, Any]:
+        return cr(
+            topic, partition, offset, timestamp, ts_type, kd_(key), vd_(value), headers, epoch,
+            ks, vs,
+        )  # fmt: skip
+
+    return make
 
 
 class FetchBuffer:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from crc32c import crc32c
 
@@ -44,8 +44,10 @@ from protocol.records.record import (
     ENCODED_VARINT,
     NULL_LENGTH,
     Record,
+    RecordFactory,
     TimestampType,
     decode_records,
+    decode_records_into,
     encode_headers,
     encode_varint,
     record_size_upper_bound,
@@ -84,6 +86,7 @@ _CONTROL_BIT: Final = 0x20
 _DELETE_HORIZON_BIT: Final = 0x40
 
 _VARINT_CACHE: Final = len(ENCODED_VARINT)
+_T = TypeVar("_T")
 _Bytes = bytes | bytearray | memoryview
 
 
@@ -566,6 +569,36 @@ class RecordBatch:
         if not self.is_control:
             return []
         return [decode_control_record(rec) for rec in self.records()]
+
+    def records_into(
+        self, out: list[_T], make: RecordFactory[_T], prefix: tuple[object, ...] = ()
+    ) -> None:
+        """Decode the records straight into caller-built objects appended to ``out``.
+
+        ``make(*prefix, offset, timestamp, timestamp_type, key, value, headers,
+        leader_epoch, key_size, value_size)`` is called per record (or mapped over runs
+        of records; see :func:`~protocol.records.record.decode_records_into`). Nothing is cached:
+        the consumer calls this once per batch and keeps the objects. Same errors as
+        :meth:`records`; on one, ``out`` may hold part of the batch.
+        """
+        start = self._start + RECORD_BATCH_OVERHEAD
+        end = self._end
+        attributes = self.attributes
+        fixed_ts = self.max_timestamp if attributes & _TIMESTAMP_TYPE_BIT else None
+        ts_type = (attributes >> 3) & 1
+        code = attributes & _CODEC_MASK
+        try:
+            if code == Codec.NONE:
+                buf = self._buf
+            else:
+                buf = decompress(code, memoryview(self._buf)[start:end], max_size=self._max_size)
+                start, end = 0, len(buf)
+            decode_records_into(
+                out, make, buf, start, end, self.record_count, self.base_offset,
+                self.base_timestamp, ts_type, self.partition_leader_epoch, fixed_ts, prefix,
+            )  # fmt: skip
+        except CorruptRecordError as exc:
+            raise CorruptRecordError(f"batch at offset {self.base_offset}: {exc}") from None
 
     def _decode(self) -> list[Record]:
         start = self._start + RECORD_BATCH_OVERHEAD
