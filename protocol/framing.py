@@ -150,7 +150,10 @@ class KafkaConnectionState:
         size = self._frame_size
         if len(buffer) < 4 + size:
             return None
-        frame = bytes(buffer[4 : 4 + size])
+        # One copy out of the receive buffer (slicing the bytearray first would
+        # copy twice); the view must be released before the buffer is resized.
+        with memoryview(buffer) as view:
+            frame = bytes(view[4 : 4 + size])
         del buffer[: 4 + size]
         self._frame_size = None
         return self._decode_frame(frame)
