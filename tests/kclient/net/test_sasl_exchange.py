@@ -244,3 +244,31 @@ def test_secrets_hidden_in_config_repr_and_errors() -> None:
     )
     text = repr(config) + str(config) + repr(SaslSettings.from_config(config))
     assert SECRET not in text and "KeyPass-123" not in text
+
+
+async def test_rejected_credentials_do_not_cause_a_reconnect_storm() -> None:
+    # S3: an application that keeps retrying after an authentication failure must be
+    # paced by the pool's reconnect backoff, not reconnect in a hot loop.
+    from kclient.net.pool import ConnectionPool
+
+    broker = FakeBroker({17: handshake(["PLAIN"]), 36: plain_server})
+    failures = 0
+    async with running(broker), anyio.create_task_group() as tg:
+        config = CommonConfig(
+            bootstrap_servers=broker.address,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_username="alice",
+            sasl_password="wrong",
+            reconnect_backoff_ms=200,
+            reconnect_backoff_max_ms=1000,
+        )
+        pool = ConnectionPool(config, tg)
+        with anyio.move_on_after(1.5):
+            while True:
+                with pytest.raises(AuthenticationError):
+                    await pool.request(-1, MetadataRequest(topics=[]))
+                failures += 1
+        await pool.aclose()
+    # 0 ms, +200, +400, +800 (with jitter): a handful of attempts, never hundreds
+    assert 2 <= broker.connections <= 6
+    assert failures == broker.connections
