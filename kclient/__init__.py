@@ -24,31 +24,45 @@ from kclient.consumer.listener import ConsumerRebalanceListener
 from kclient.errors import (
     AuthenticationError,
     BrokerResponseError,
+    BufferFullError,
     ConfigError,
+    DeliveryTimeoutError,
     IllegalStateError,
     KafkaConnectionError,
     KafkaError,
     KafkaProtocolError,
     KafkaTimeoutError,
     NoBrokersAvailableError,
+    ProducerClosedError,
     SSLVerificationError,
     UnsupportedVersionForApiError,
 )
-from kclient.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+
+# -- producer (kclient.producer) --
+from kclient.producer.producer import AsyncProducer, ProducerRecord
+from kclient.structs import ConsumerRecord, OffsetAndMetadata, RecordMetadata, TopicPartition
+
+# -- sync facades (kclient.sync): blocking twins of the async clients --
+from kclient.sync import Admin, Consumer, Producer
 
 __all__ = [
+    "Admin",
     "AdminConfig",
     "AlterConfigOp",
     "AsyncAdmin",
     "AsyncConsumer",
+    "AsyncProducer",
     "AuthenticationError",
     "BrokerResponseError",
+    "BufferFullError",
     "CommonConfig",
     "ConfigError",
     "ConfigResource",
+    "Consumer",
     "ConsumerConfig",
     "ConsumerRebalanceListener",
     "ConsumerRecord",
+    "DeliveryTimeoutError",
     "IllegalStateError",
     "KafkaConnectionError",
     "KafkaError",
@@ -59,7 +73,11 @@ __all__ = [
     "NoBrokersAvailableError",
     "OffsetAndMetadata",
     "OffsetSpec",
+    "Producer",
+    "ProducerClosedError",
     "ProducerConfig",
+    "ProducerRecord",
+    "RecordMetadata",
     "SSLVerificationError",
     "Secret",
     "TopicPartition",

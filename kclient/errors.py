@@ -10,11 +10,14 @@ class attribute. The tree, by remedy::
     ├── KafkaConnectionError       R    reconnecting may help (refused, reset, closed)
     │   └── NoBrokersAvailableError R   no bootstrap or known broker could be reached
     ├── KafkaTimeoutError          R    the operation did not finish within its timeout
+    │   ├── BufferFullError        R    send() found no room in the buffer within max_block_ms
+    │   └── DeliveryTimeoutError   R    a record was not acknowledged within delivery_timeout_ms
     ├── AuthenticationError             fix credentials or mechanism; never retried
     │   └── SSLVerificationError        fix the CA, the certificate or the host name
     ├── ConfigError                     fix the named configuration key
     ├── UnsupportedVersionForApiError   the broker lacks an API version the call needs
     └── IllegalStateError               the call is not allowed now (closed client, ...)
+        └── ProducerClosedError         close(timeout=) ran out before the record was delivered
 
 (R = ``retriable``.) Foreign exceptions (``OSError``, ``ssl.SSLError``,
 anyio's stream errors) are translated into these only at the transport
@@ -39,8 +42,10 @@ from protocol._errors_base import (
 __all__ = [
     "AuthenticationError",
     "BrokerResponseError",
+    "BufferFullError",
     "ConfigError",
     "CorruptRecordError",
+    "DeliveryTimeoutError",
     "FramingError",
     "IllegalStateError",
     "KafkaConnectionError",
@@ -48,6 +53,7 @@ __all__ = [
     "KafkaProtocolError",
     "KafkaTimeoutError",
     "NoBrokersAvailableError",
+    "ProducerClosedError",
     "SSLVerificationError",
     "UnsupportedVersionForApiError",
 ]
@@ -142,6 +148,36 @@ class IllegalStateError(KafkaError):
     """The operation is not valid in the object's current state (e.g. after close())."""
 
     retriable = False
+
+
+class BufferFullError(KafkaTimeoutError):
+    """``send()`` waited ``max_block_ms`` for room in the producer's buffer and got none.
+
+    Nothing was enqueued. The buffer drains as the brokers acknowledge batches; a
+    persistently full buffer means the brokers are slower than the application (or down).
+    """
+
+
+class DeliveryTimeoutError(KafkaTimeoutError):
+    """A record was not acknowledged within ``delivery_timeout_ms``.
+
+    ``delivery_state`` says whether it may still be in the log: ``NOT_PERSISTED`` (it
+    never left the producer, or the broker rejected every attempt) or
+    ``POSSIBLY_PERSISTED`` (an attempt was sent and its outcome is unknown).
+    """
+
+    def __init__(self, message: str, delivery_state: Any = None) -> None:
+        super().__init__(message)
+        self.delivery_state = delivery_state
+
+
+class ProducerClosedError(IllegalStateError):
+    """The producer was closed (or ``close(timeout=)`` ran out) before the record was
+    delivered; ``delivery_state`` as for :class:`DeliveryTimeoutError`."""
+
+    def __init__(self, message: str, delivery_state: Any = None) -> None:
+        super().__init__(message)
+        self.delivery_state = delivery_state
 
 
 def __getattr__(name: str) -> Any:

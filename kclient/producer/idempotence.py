@@ -55,6 +55,7 @@ from enum import Enum
 from kclient.producer.batch import SEQUENCE_MASK, DeliveryState, ProducerBatch
 
 __all__ = [
+    "NOT_SENT",
     "NO_RESPONSE",
     "Action",
     "Decision",
@@ -66,6 +67,10 @@ __all__ = [
 # Not a Kafka error code: the request was sent but no response came back
 # (disconnect, request timeout). The Sender passes it for every batch of the request.
 NO_RESPONSE = -100
+# Not a Kafka error code either: the request surely never reached the broker (the
+# connection failed before the write). Retried like NOT_LEADER, and unlike NO_RESPONSE
+# it does not make the batch possibly persisted.
+NOT_SENT = -101
 
 # Codes with producer-specific meaning (values from the Kafka error table).
 REQUEST_TIMED_OUT = 7
@@ -411,6 +416,8 @@ class IdempotenceManager:
             if batch.record_count > 1:
                 return Decision(Action.SPLIT, error_code)
             return self._failed(batch, error_code, ambiguous=False)
+        if error_code == NOT_SENT:
+            return self._retry(batch, error_code, now, True)
         ambiguous = error_code in _AMBIGUOUS
         if ambiguous:
             batch.possibly_persisted = True
