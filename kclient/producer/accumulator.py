@@ -42,20 +42,21 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from typing import NamedTuple
 
 from kclient.config import ProducerConfig
 from kclient.net.backoff import backoff_ms
 from kclient.producer.batch import (
     BATCH_OVERHEAD,
-    HEADER_OVERHEAD,
     RECORD_OVERHEAD,
     BatchState,
     DeliveryFuture,
     DeliveryState,
     Headers,
     ProducerBatch,
+    headers_size,
 )
 from kclient.producer.idempotence import IdempotenceManager
 
@@ -104,10 +105,13 @@ class AccumulatorSettings(NamedTuple):
 class _Partition:
     """Queue and in-flight bookkeeping of one partition."""
 
-    __slots__ = ("batches", "inflight", "inflight_node", "next_order", "recovering", "tp")
+    __slots__ = ("batches", "inflight", "inflight_node", "next_order", "open", "recovering", "tp")
 
     def __init__(self, tp: TP) -> None:
         self.tp = tp
+        # The newest batch (the only one that may take records, while `appendable`):
+        # an attribute read instead of a deque lookup per record.
+        self.open: ProducerBatch | None = None
         self.batches: deque[ProducerBatch] = deque()
         self.inflight: list[ProducerBatch] = []
         self.inflight_node = -1
@@ -151,15 +155,17 @@ class RecordAccumulator:
         key: bytes | None,
         value: bytes | None,
         headers: Headers,
-        now: float,
+        now: float | Callable[[], float],
     ) -> tuple[DeliveryFuture, bool, int] | None:
         """Queue one record. Returns (future, wake_sender, estimated_size), or None
         when the buffer has no room for it right now.
 
         ``wake_sender`` is True when a batch became full or a new one was started
         (so the Sender's next deadline may be earlier). ``tp`` may be a plain
-        ``(topic, partition)`` tuple. Raises ValueError for a record that could
-        never fit ``buffer_memory``.
+        ``(topic, partition)`` tuple. ``now`` is the time in ms, or a clock read only
+        when a batch is started (the send path: most records join the open batch, so
+        reading the clock per record would be wasted). Raises ValueError for a record
+        that could never fit ``buffer_memory``.
         """
         size = RECORD_OVERHEAD
         if key is not None:
@@ -167,19 +173,15 @@ class RecordAccumulator:
         if value is not None:
             size += len(value)
         if headers:
-            for hkey, hvalue in headers:
-                size += len(hkey.encode()) + HEADER_OVERHEAD + (len(hvalue) if hvalue else 0)
-        used = self._used
-        if used + size > self._buffer_memory:
+            size += headers_size(headers)
+        used = self._used + size
+        if used > self._buffer_memory:
             self._refuse(size)
             return None
         part = self._parts.get(tp)
-        if part is None:
-            part = self._parts[tp] = _Partition(tp)
-        batches = part.batches
-        if batches:
-            last = batches[-1]
-            if last.appendable:
+        if part is not None:
+            last = part.open
+            if last is not None and last.appendable:
                 # ProducerBatch.try_append, inlined: this is the per-record path.
                 new_size = last.size + size
                 if new_size <= last.capacity:
@@ -188,16 +190,94 @@ class RecordAccumulator:
                     records.append((timestamp, key, value, headers))
                     last.futures.append(future)
                     last.size = new_size
-                    self._used = used + size
+                    self._used = used
                     return future, new_size >= last.capacity, size
-                last.appendable = False
-        batch = ProducerBatch(tp, now, self._batch_size, (part.next_order,))
+        return self._append_new_batch(tp, timestamp, key, value, headers, size, now), True, size
+
+    def _append_new_batch(self, tp: TP, timestamp: int, key: bytes | None, value: bytes | None,
+                          headers: Headers, size: int, now: float | Callable[[], float],
+                          ) -> DeliveryFuture:  # fmt: skip
+        part = self._parts.get(tp)
+        if part is None:
+            part = self._parts[tp] = _Partition(tp)
+        if part.open is not None:
+            part.open.appendable = False  # full: later records start this new batch
+        batch = ProducerBatch(tp, now() if callable(now) else now, self._batch_size,
+                              (part.next_order,))  # fmt: skip
         part.next_order += 1
         first = batch.try_append(timestamp, key, value, headers, size)
         assert first is not None  # the first record always fits
-        self._used = used + batch.size
-        batches.append(batch)
-        return first, True, size
+        self._used += batch.size
+        part.batches.append(batch)
+        part.open = batch
+        return first
+
+    def append_values(
+        self,
+        tp: TP,
+        timestamp: int,
+        key: bytes | None,
+        values: Sequence[bytes],
+        start: int,
+        budget: int,
+        headers: Headers,
+        now: float | Callable[[], float],
+        out: list[DeliveryFuture],
+    ) -> tuple[int, int, bool]:
+        """Bulk :meth:`append` for ``send_many``: ``values[start:]`` (all bytes), one
+        timestamp, key and headers, into ``tp``, until ``budget`` estimated bytes were
+        appended (the record crossing it included, as the sticky partitioner counts)
+        or the buffer has no room. Futures go to ``out``. Returns (next index, bytes
+        appended, wake_sender). Batches, sizes and futures are exactly what one
+        ``append`` per record would make; only the per-record calls are gone.
+        """
+        fixed = RECORD_OVERHEAD + (len(key) if key is not None else 0)
+        if headers:
+            fixed += headers_size(headers)
+        i, n, appended, wake = start, len(values), 0, False
+        while i < n and appended < budget:
+            size = fixed + len(values[i])
+            if self._used + size > self._buffer_memory:
+                self._refuse(size)
+                break
+            part = self._parts.get(tp)
+            batch = part.open if part is not None else None
+            if batch is None or not batch.appendable or batch.size + size > batch.capacity:
+                value = values[i]
+                out.append(self._append_new_batch(tp, timestamp, key, value, headers, size, now))
+                i, appended, wake = i + 1, appended + size, True
+                continue
+            i, run = self._fill(batch, timestamp, key, values, i, fixed, budget - appended,
+                                headers, out)  # fmt: skip
+            appended += run
+            wake = wake or batch.size >= batch.capacity
+        return i, appended, wake
+
+    def _fill(self, batch: ProducerBatch, timestamp: int, key: bytes | None,
+              values: Sequence[bytes], start: int, fixed: int, budget: int, headers: Headers,
+              out: list[DeliveryFuture]) -> tuple[int, int]:  # fmt: skip
+        """Append the run of ``values[start:]`` that fits the open ``batch``, the
+        buffer and ``budget``; returns (next index, bytes). Counting first and then
+        extending the lists through zip/map keeps the per-record work in C."""
+        room = min(batch.capacity - batch.size, self._buffer_memory - self._used)
+        total, stop, end = 0, start, len(values)
+        while stop < end and total < budget:
+            size = fixed + len(values[stop])
+            if total + size > room:
+                break
+            total += size
+            stop += 1
+        count = stop - start
+        records, base = batch.records, len(batch.records)
+        records += zip(repeat(timestamp, count), repeat(key, count), values[start:stop],
+                       repeat(headers, count), strict=True)  # fmt: skip
+        futures = list(map(DeliveryFuture, repeat(batch.outcome, count),
+                           range(base, base + count), repeat(timestamp, count)))  # fmt: skip
+        batch.futures += futures
+        out += futures
+        batch.size += total
+        self._used += total
+        return stop, total
 
     def _refuse(self, size: int) -> None:
         if size + BATCH_OVERHEAD > self._buffer_memory:
@@ -281,6 +361,8 @@ class RecordAccumulator:
             if self._idem is not None and head.base_sequence < 0:
                 self._idem.assign_sequence(head)
             part.batches.popleft()
+            if part.open is head:
+                part.open = None  # do not keep a sent batch alive through the partition
             head.mark_in_flight()
             part.inflight.append(head)
             part.inflight_node = node
@@ -407,6 +489,8 @@ class RecordAccumulator:
 
     def _fail_queued(self, part: _Partition, error_factory: ErrorFactory) -> ProducerBatch:
         batch = part.batches.popleft()
+        if part.open is batch:
+            part.open = None
         state = (
             DeliveryState.POSSIBLY_PERSISTED
             if batch.possibly_persisted

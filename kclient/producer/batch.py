@@ -38,12 +38,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Sequence
 from enum import Enum
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import anyio
 
 from kclient.structs import RecordMetadata
-from protocol.records import Codec, NewRecord, build_batch, rewrite_batch_header
+from protocol.records import BatchBuilder, Codec, rewrite_batch_header
 
 __all__ = [
     "BATCH_OVERHEAD",
@@ -57,6 +57,7 @@ __all__ = [
     "ProducerBatch",
     "Record",
     "estimate_record_size",
+    "headers_size",
     "records_encoder",
 ]
 
@@ -85,10 +86,14 @@ def estimate_record_size(key: bytes | None, value: bytes | None, headers: Header
         size += len(key)
     if value is not None:
         size += len(value)
+    return size + headers_size(headers) if headers else size
+
+
+def headers_size(headers: Headers) -> int:
+    """The headers' share of :func:`estimate_record_size`."""
+    size = 0
     for hkey, hvalue in headers:
-        size += len(hkey.encode()) + HEADER_OVERHEAD
-        if hvalue is not None:
-            size += len(hvalue)
+        size += len(hkey.encode()) + HEADER_OVERHEAD + (len(hvalue) if hvalue else 0)
     return size
 
 
@@ -121,10 +126,9 @@ def records_encoder(codec: Codec | int = Codec.NONE, level: int | None = None) -
         base_sequence: int,
         transactional: bool,
     ) -> bytes:
-        # Our 4-tuples have NewRecord's layout; building NewRecords per record
-        # on the append path would cost more than the tuple itself.
-        return build_batch(
-            cast("Sequence[NewRecord]", records),
+        # Our 4-tuples have NewRecord's layout, so the builder takes them as they are,
+        # all in one call (extend keeps its state in locals across the loop).
+        builder = BatchBuilder(
             codec=codec,
             compression_level=level,
             producer_id=producer_id,
@@ -132,6 +136,8 @@ def records_encoder(codec: Codec | int = Codec.NONE, level: int | None = None) -
             base_sequence=base_sequence,
             is_transactional=transactional,
         )
+        builder.extend(records)
+        return builder.build()
 
     return encode
 
@@ -432,6 +438,7 @@ class ProducerBatch:
                 f"batch {self.topic}-{self.partition}: {self.state.value} -> {new.value}"
             )
         self.state = new
+        self.appendable = False  # only a batch never drained or failed takes records
 
     def set_producer_state(self, producer_id: int, epoch: int, base_sequence: int) -> None:
         self.producer_id = producer_id

@@ -34,6 +34,7 @@ __all__ = [
     "LoadFunction",
     "Partitioner",
     "StickyPartitioner",
+    "StickyState",
     "murmur2",
     "partition_for_key",
 ]
@@ -101,7 +102,7 @@ def partition_for_key(key: bytes, num_partitions: int) -> int:
     return (_murmur2_u32(key) & 0x7FFFFFFF) % num_partitions
 
 
-class _Sticky:
+class StickyState:
     """Where keyless records of one topic currently go."""
 
     __slots__ = ("partition", "produced")
@@ -133,7 +134,7 @@ class StickyPartitioner:
         self._batch_size = max(batch_size, 1)
         self._load = load
         self._rng = rng if rng is not None else random.Random()
-        self._states: dict[str, _Sticky] = {}
+        self._states: dict[str, StickyState] = {}
 
     def partition(
         self, topic: str, all_partitions: Sequence[int], available_partitions: Sequence[int]
@@ -142,8 +143,30 @@ class StickyPartitioner:
         if state is not None:
             return state.partition
         chosen = self._choose(topic, all_partitions, available_partitions)
-        self._states[topic] = _Sticky(chosen)
+        self._states[topic] = StickyState(chosen)
         return chosen
+
+    def state(
+        self, topic: str, all_partitions: Sequence[int], available_partitions: Sequence[int]
+    ) -> StickyState:
+        """The topic's current choice (made now if there is none). The producer's hot
+        paths keep it and count ``produced`` themselves (see ``on_append``), and read
+        :attr:`states` directly, so that a keyless record costs no call here."""
+        state = self._states.get(topic)
+        if state is None:
+            self.partition(topic, all_partitions, available_partitions)
+            state = self._states[topic]
+        return state
+
+    @property
+    def batch_size(self) -> int:
+        """Bytes appended to a partition after which the next choice is made."""
+        return self._batch_size
+
+    @property
+    def states(self) -> dict[str, StickyState]:
+        """topic -> current choice; the same dict for the partitioner's lifetime."""
+        return self._states
 
     def on_append(self, topic: str, partition: int, nbytes: int) -> None:
         """Count ``nbytes`` appended to ``partition``; switch once a batch is full."""

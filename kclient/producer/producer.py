@@ -9,12 +9,17 @@ The facade validates and partitions each record, appends it to the
 :class:`Sender` task (sender.py) does all the I/O. Invalid input raises at the call
 site and enqueues nothing.
 
-Hot path (``send``): serializer calls, one dict lookup for the topic's partitions, a
-type check per field, the key hash or the sticky choice, one ``append`` and one
-checkpoint. The checkpoint only yields to the event loop when the record started or
-filled a batch (so the Sender runs about once per batch in a tight loop); otherwise it
-only checks for cancellation. ``send_many`` validates all its records first (so a bad
-one enqueues nothing), then appends them in one loop with one checkpoint at the end.
+Hot path (``send``): checks inline (helpers only for serializers, odd types and
+errors), one dict lookup for the topic's partitions, the key hash or the keyless sticky
+choice read straight from the partitioner's dict (and its byte count kept here), a
+cached ``(topic, partition)`` tuple, one ``append`` given the clock uncalled (it is read
+only when a batch starts), and one checkpoint. The checkpoint only yields to the event
+loop when the record started or filled a batch (so the Sender runs about once per batch
+in a tight loop); otherwise there is none. ``send_many`` validates all its records first (so a bad
+one enqueues nothing). Plain bytes values with the default keyless choice take the bulk
+path: per sticky stint one ``append_values`` fills whole batches through zip/map runs,
+with the cyclic GC paused (no await inside); anything else appends per record. One
+checkpoint at the end either way.
 
 Backpressure: when the buffer is full, ``send`` waits for space in FIFO order with
 the other blocked senders, up to ``max_block_ms``, then raises :class:`BufferFullError`.
@@ -23,6 +28,7 @@ the other blocked senders, up to ``max_block_ms``, then raises :class:`BufferFul
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -82,6 +88,7 @@ class _Topic(NamedTuple):
     size: int  # partition count
     all: tuple[int, ...]
     available: tuple[int, ...]
+    tps: tuple[tuple[str, int], ...]  # (topic, partition) by partition id, built once
 
 
 def _loop_clock_ms() -> Callable[[], float]:
@@ -141,8 +148,8 @@ class AsyncProducer:
         elif settings:
             config = config.evolve(**settings)
         self.config = config
-        self._ks = key_serializer
-        self._vs = value_serializer
+        self._ks, self._vs = key_serializer, value_serializer
+        self._serializing = key_serializer is not None or value_serializer is not None
         self._runtime = ClientRuntime(config, transport=transport)
         self._idem = IdempotenceManager(
             enabled=config.enable_idempotence,
@@ -158,6 +165,9 @@ class AsyncProducer:
             self._sticky, ignore_keys=config.partitioner_ignore_keys
         )
         self._keyed_default = partitioner is None and not config.partitioner_ignore_keys
+        self._default_partitioner = partitioner is None
+        # send() reads and counts the sticky choice itself: see the module docstring.
+        self._sticky_states, self._sticky_bytes = self._sticky.states, self._sticky.batch_size
         self._encoder = records_encoder(Codec[config.compression_type.upper()])
         self._sender: Sender | None = None
         self._metadata: MetadataManager | None = None
@@ -166,9 +176,7 @@ class AsyncProducer:
         self._space: anyio.Event | None = None
         self._space_lock: anyio.Lock | None = None
         self._blocked = 0
-        self._open = False
-        self._closed = False
-        self._in_context = False
+        self._open = self._closed = self._in_context = False
         self._now: Callable[[], float] = now_ms
         limit = min(config.max_request_size, config.buffer_memory) - BATCH_OVERHEAD
         self._size_limit = limit
@@ -257,7 +265,8 @@ class AsyncProducer:
             info = snapshot.topics[topic]
         ids = tuple(p.partition for p in info.partitions)
         live = tuple(p.partition for p in info.partitions if p.leader >= 0)
-        entry = self._topics[topic] = _Topic(len(ids), ids, live)
+        tps = tuple((topic, i) for i in range(len(ids)))
+        entry = self._topics[topic] = _Topic(len(ids), ids, live, tps)
         return entry
 
     def _require(self) -> MetadataManager:
@@ -272,53 +281,53 @@ class AsyncProducer:
 
     # -- sending --------------------------------------------------------------------------
 
-    async def send(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: Headers | None = None,
-    ) -> DeliveryFuture:
+    async def send(self, topic: str, value: Any = None, key: Any = None,
+                   partition: int | None = None, timestamp_ms: int | None = None,
+                   headers: Headers | None = None) -> DeliveryFuture:  # fmt: skip
         """Queue one record; returns its delivery future (await it for RecordMetadata).
 
         Waits only while the buffer is full (up to max_block_ms, then BufferFullError)
         or, on the first record for a topic, for its metadata.
         """
-        metadata = self._require()
-        if self._ks is not None:
-            key = self._ks(key)
-        if self._vs is not None:
-            value = self._vs(value)
-        if type(value) is not bytes and value is not None:
-            value = _as_bytes(value, "value")
-        if type(key) is not bytes and key is not None:
-            key = _as_bytes(key, "key")
+        sender, metadata = self._sender, self._metadata
+        if sender is None or metadata is None or self._closed or sender.fatal_error is not None:
+            metadata = self._require()
+            assert sender is not None
+        if self._serializing or type(value) is not bytes or not (key is None or type(key) is bytes):
+            key, value = self._serialize(key, value)
         headers = _check_headers(headers) if headers else ()
         tinfo = self._topics.get(topic)
         if tinfo is None or metadata.snapshot is not self._snap:
             tinfo = await self._topic(topic)
+        sticky = None
         if partition is None:
-            partition = self._choose(topic, key, tinfo)
+            if self._default_partitioner and (key is None or not self._keyed_default):
+                sticky = self._sticky_states.get(topic) or self._sticky.state(
+                    topic, tinfo.all, tinfo.available
+                )
+                partition = sticky.partition
+            else:
+                partition = self._choose_checked(topic, key, tinfo)
         elif type(partition) is not int or not 0 <= partition < tinfo.size:
             raise ValueError(f"partition {partition!r} out of range for {topic!r} ({tinfo.size})")
         if (len(value) if value else 0) + (len(key) if key else 0) > self._size_guard:
             self._check_size(key, value, headers)
-        tp = (topic, partition)
+        tp = tinfo.tps[partition]
         ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
-        result = None
-        if not self._blocked:  # others waiting for space go first (FIFO)
-            result = self._acc.append(tp, ts, key, value, headers, self._now())
+        # Others waiting for space go first (FIFO).
+        result = None if self._blocked else self._acc.append(tp, ts, key, value, headers, self._now)
         if result is None:
             result = await self._append_waiting(tp, ts, key, value, headers)
+            sticky = None  # the choice may have moved while waiting: count via on_append
         future, wake, size = result
-        self._sticky.on_append(topic, partition, size)
-        # The one checkpoint: a real yield (cancellation point, and the Sender gets to
-        # run) whenever the record started or filled a batch; in between, nothing.
-        if wake:
-            assert self._sender is not None
-            self._sender.wake()
+        if sticky is None:
+            self._sticky.on_append(topic, partition, size)
+        else:  # StickyPartitioner.on_append, inlined
+            sticky.produced += size
+            if sticky.produced >= self._sticky_bytes:
+                self._sticky.invalidate(topic)
+        if wake:  # the one checkpoint (module docstring): only when a batch started or filled
+            sender.wake()
             await anyio.lowlevel.checkpoint()
         return future
 
@@ -355,9 +364,11 @@ class AsyncProducer:
         tinfo = await self._topic(topic)
         if timestamp_ms is None:
             timestamp_ms = int(_time() * 1000)
-        prepared = self._prepare_many(
-            tinfo, values_or_records, key, partition, timestamp_ms, headers
-        )
+        items = values_or_records if type(values_or_records) is list else list(values_or_records)
+        if self._bulk_ok(items, key, partition):
+            default_headers = _check_headers(headers) if headers else ()
+            return await self._append_bulk(topic, tinfo, items, key, timestamp_ms, default_headers)
+        prepared = self._prepare_many(tinfo, items, key, partition, timestamp_ms, headers)
         return await self._append_many(topic, tinfo, prepared)
 
     async def flush(self, timeout: float | None = None) -> None:
@@ -381,6 +392,23 @@ class AsyncProducer:
         if key is not None and self._keyed_default:
             return partition_for_key(key, tinfo.size)
         return self._partitioner(topic, key, tinfo.all, tinfo.available)
+
+    def _serialize(self, key: Any, value: Any) -> tuple[bytes | None, bytes | None]:
+        if self._ks is not None:
+            key = self._ks(key)
+        if self._vs is not None:
+            value = self._vs(value)
+        if type(value) is not bytes and value is not None:
+            value = _as_bytes(value, "value")
+        if type(key) is not bytes and key is not None:
+            key = _as_bytes(key, "key")
+        return key, value
+
+    def _choose_checked(self, topic: str, key: bytes | None, tinfo: _Topic) -> int:
+        partition = self._choose(topic, key, tinfo)
+        if type(partition) is not int or not 0 <= partition < tinfo.size:  # a custom partitioner
+            raise ValueError(f"partitioner chose {partition!r} for {topic!r} ({tinfo.size})")
+        return partition
 
     def _check_size(self, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         size = estimate_record_size(key, value, headers)
@@ -463,6 +491,66 @@ class AsyncProducer:
             raise ValueError(f"partition {p!r} out of range ({tinfo.size})")
         self._check_size(k, v, h)
         return (k, v, p, rec.timestamp_ms if rec.timestamp_ms is not None else ts, h)
+
+    def _bulk_ok(self, items: list[Any], key: Any, partition: int | None) -> bool:
+        """Whether ``send_many`` can fill batches a run of records at a time: plain
+        bytes values, no serializers, one key the sticky partitioner ignores, no
+        size near the limits. Everything else takes the per-record path."""
+        if partition is not None or not self._default_partitioner or self._vs or self._ks:
+            return False
+        if key is not None and (self._keyed_default or type(key) is not bytes):
+            return False
+        # map/set/max run in C: a validation pass that costs next to nothing per record.
+        if not items or set(map(type, items)) != {bytes}:
+            return False
+        return max(map(len, items)) + (len(key) if key else 0) <= self._size_guard
+
+    async def _append_bulk(
+        self, topic: str, tinfo: _Topic, values: list[bytes], key: bytes | None, ts: int,
+        headers: Headers,
+    ) -> list[DeliveryFuture]:  # fmt: skip
+        """send_many's bulk path: one ``append_values`` per sticky partition stint
+        (the accumulator fills each batch with one zip/map run), the same batches,
+        partition switches and futures as one ``send`` per value would give."""
+        sender, sticky, append_values = self._sender, self._sticky, self._acc.append_values
+        assert sender is not None
+        out: list[DeliveryFuture] = []
+        i, n, wake = 0, len(values), False
+        while i < n:
+            state = sticky.state(topic, tinfo.all, tinfo.available)
+            tp = tinfo.tps[state.partition]
+            stop = i
+            if not self._blocked:  # others waiting for space go first (FIFO)
+                budget = self._sticky_bytes - state.produced
+                # GC paused per stint (no await inside): the futures and record tuples
+                # made here all survive, so collections during the run would only
+                # rescan them (the consumer's fetcher does the same per batch).
+                pause = gc.isenabled()
+                if pause:
+                    gc.disable()
+                try:
+                    stop, appended, woke = append_values(
+                        tp, ts, key, values, i, budget, headers, self._now, out
+                    )
+                finally:
+                    if pause:
+                        gc.enable()
+                wake = wake or woke
+                state.produced += appended
+                if state.produced >= self._sticky_bytes:
+                    sticky.invalidate(topic)
+            if stop == i:  # the buffer is full: wait for room, as send() does
+                sender.wake()
+                future, woke, size = await self._append_waiting(tp, ts, key, values[i], headers)
+                out.append(future)
+                wake = wake or woke
+                sticky.on_append(topic, state.partition, size)
+                stop = i + 1
+            i = stop
+        if wake:
+            sender.wake()
+        await anyio.lowlevel.checkpoint()
+        return out
 
     async def _append_many(
         self, topic: str, tinfo: _Topic, prepared: Sequence[tuple[Any, ...]]

@@ -38,6 +38,7 @@ from crc32c import crc32c
 
 from protocol._errors_base import CorruptRecordError, EncodeError
 from protocol.compression import DEFAULT_MAX_DECOMPRESSED_SIZE, Codec, compress, decompress
+from protocol.records._extend import extend_builder
 from protocol.records.control import ControlRecord, decode_control_record, encode_end_txn_marker
 from protocol.records.legacy import LEGACY_MIN_V0_SIZE, LegacyBatch, read_legacy_entry
 from protocol.records.record import (
@@ -88,6 +89,7 @@ _DELETE_HORIZON_BIT: Final = 0x40
 _VARINT_CACHE: Final = len(ENCODED_VARINT)
 _T = TypeVar("_T")
 _Bytes = bytes | bytearray | memoryview
+_Headers = Sequence[tuple[str, _Bytes | None]]
 
 
 class NewRecord(NamedTuple):
@@ -252,6 +254,11 @@ class BatchBuilder:
         self._size += len(lb) + body
         self._count = count + 1
         return count
+
+    def extend(self, records: Iterable[tuple[int, _Bytes | None, _Bytes | None, _Headers]]) -> None:
+        """:meth:`append` for many ``(timestamp, key, value, headers)`` records, with
+        the same bytes; see ``_extend.py`` (the producer encodes every batch so)."""
+        extend_builder(self, records)
 
     def try_append(
         self,

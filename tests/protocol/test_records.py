@@ -496,3 +496,29 @@ def test_unknown_magic() -> None:
 def test_repr() -> None:
     text = repr(only_batch(build_batch([(1, b"k", b"v")], codec=Codec.GZIP)))
     assert "GZIP" in text and "count=1" in text
+
+
+def test_builder_extend_writes_what_append_writes() -> None:
+    import random as _random
+    from collections.abc import Callable
+    from typing import Any
+
+    from protocol.records import BatchBuilder, build_batch
+
+    rng = _random.Random(3)
+    shapes: list[Callable[[int], Any]] = [
+        lambda i: (5, None, b"v" * 100, ()),  # uniform: the zip/map path
+        lambda i: (5 + i % 3, None, b"v" * (i % 7), ()),  # keyless shapes
+        lambda i: (5 - i, bytearray(b"k"), None, [("h", b"1"), ("n", None)]),  # general
+        lambda i: (10**12 * (i % 2), b"k" * rng.randrange(300), b"x" * 20000, ()),
+    ]
+    for shape in shapes:
+        for n in (1, 63, 64, 65, 200, 8193):
+            records: list[Any] = [shape(i) for i in range(n)]
+            whole, halves = BatchBuilder(producer_id=9), BatchBuilder(producer_id=9)
+            whole.extend(records)
+            halves.extend(records[: n // 2])
+            halves.extend(iter(records[n // 2 :]))
+            expected = build_batch(records, producer_id=9)
+            assert whole.build() == expected
+            assert halves.build() == expected

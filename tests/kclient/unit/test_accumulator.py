@@ -597,3 +597,30 @@ async def test_cancelled_await_does_not_cancel_delivery() -> None:
     assert not future.done()
     acc.complete(batch, 1)
     assert (await future).offset == 1
+
+
+# -- bulk append (send_many) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("budget", [1, 500, 10_000, 10**9])
+@pytest.mark.parametrize("buffer_memory", [3_000, 10**9])
+def test_append_values_matches_per_record_append(budget: int, buffer_memory: int) -> None:
+    values = [bytes(rng_len) for rng_len in random.Random(7).choices(range(0, 300), k=120)]
+    bulk, single = make(buffer_memory=buffer_memory), make(buffer_memory=buffer_memory)
+    out: list[DeliveryFuture] = []
+    stop, appended, _ = bulk.append_values(TP0, 1000, b"k", values, 0, budget, (), 0.0, out)
+    expected_bytes = 0
+    for value in values:
+        if expected_bytes >= budget:
+            break
+        result = single.append(TP0, 1000, b"k", value, (), 0.0)
+        if result is None:
+            break
+        expected_bytes += result[2]
+    count = sum(len(b.records) for b in single.queued(TP0))
+    assert (stop, appended, len(out)) == (count, expected_bytes, count)
+    assert bulk.used_bytes == single.used_bytes
+    got = [(b.size, b.records, [f._index for f in b.futures]) for b in bulk.queued(TP0)]
+    want = [(b.size, b.records, [f._index for f in b.futures]) for b in single.queued(TP0)]
+    assert got == want
+    assert [f._outcome for f in out] == [f._outcome for b in bulk.queued(TP0) for f in b.futures]
