@@ -84,7 +84,9 @@ class AsyncConsumer(Generic[K, V]):
         self._chunks: list[_Chunk] = []
         self._chunk: _Chunk | None = None
         self._chunk_idx = 0
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._tg: anyio.abc.TaskGroup | None = None  # the drivers' (see _host)
+        self._outer: anyio.abc.TaskGroup | None = None
+        self._host_scope: anyio.CancelScope | None = None
         self._pool: ConnectionPool | None = None
         self._metadata: MetadataManager | None = None
         self._fetch: FetchTask | None = None
@@ -98,23 +100,44 @@ class AsyncConsumer(Generic[K, V]):
         await self.start()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        # Leaving by an exception (the handler failed, or the task was cancelled) means the
+        # records of the latest poll may be unprocessed: the final auto-commit then covers
+        # only what earlier polls handed out (reliability C1, auto-commit variant).
+        await self._close(processed=exc_type is None)
 
     async def start(self) -> None:
         """Open the task group, start the drivers, load metadata (raises if unreachable)."""
         if self._tg is not None:
             raise IllegalStateError("consumer already started")
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
+        outer = anyio.create_task_group()
+        await outer.__aenter__()
+        self._outer = outer
         try:
-            await self._start_drivers(tg)
+            self._tg = await outer.start(self._host)
+            await self._start_drivers(self._tg)
         except BaseException:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+            await self._stop_tasks()
             self._tg = None
             raise
+
+    async def _host(self, *, task_status: anyio.abc.TaskStatus[anyio.abc.TaskGroup]) -> None:
+        """Hold the drivers' task group in a shielded scope: cancelling the application's
+        task (which owns ``outer``) must not kill the drivers before ``close()`` has made
+        its final commit and left the group; ``close()`` cancels this scope itself."""
+        with anyio.CancelScope(shield=True) as scope:
+            self._host_scope = scope
+            async with anyio.create_task_group() as tg:
+                task_status.started(tg)
+                await anyio.sleep_forever()
+
+    async def _stop_tasks(self) -> None:
+        if self._host_scope is not None:
+            self._host_scope.cancel()
+        if self._outer is not None:
+            outer, self._outer = self._outer, None
+            outer.cancel_scope.cancel()
+            await outer.__aexit__(None, None, None)
 
     async def _start_drivers(self, tg: anyio.abc.TaskGroup) -> None:
         cfg = self.config
@@ -151,21 +174,22 @@ class AsyncConsumer(Generic[K, V]):
     async def close(self) -> None:
         """Final commit (auto-commit), revoke callbacks, LeaveGroup, all within
         ``close_timeout_ms``; then every task ends and every connection closes."""
+        await self._close(processed=True)
+
+    async def _close(self, *, processed: bool) -> None:
         if self._closed or self._tg is None:
             self._closed = True
             return
         self._closed = True
-        tg = self._tg
         try:
             with anyio.move_on_after(self._close_timeout, shield=True):
                 if self._coord is not None:
-                    await self._coord.leave(final_commit=True)
+                    await self._coord.leave(final_commit=True, processed=processed)
             with anyio.move_on_after(2, shield=True):
                 assert self._pool is not None
                 await self._pool.aclose()
         finally:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+            await self._stop_tasks()
 
     def _require(self) -> tuple[MetadataManager, FetchTask, ConnectionPool]:
         if self._closed:
@@ -399,7 +423,11 @@ class AsyncConsumer(Generic[K, V]):
     ) -> dict[TopicPartition, list[ConsumerRecord[K, V]]]:
         """Records by partition, up to ``max_records`` (default ``max_poll_records``),
         waiting at most ``timeout_ms`` for some to arrive."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        # Yield (fairness) and honour cancellation *before* taking records, never between
+        # taking and returning them: a revocation running in that gap would see its
+        # listener finish before records of the revoked partitions reach the application
+        # (C7), and a cancellation there would lose them.
+        await anyio.lowlevel.checkpoint()
         _, fetch, _ = self._require()
         limit = max_records or self.config.max_poll_records
         deadline = now_ms() + timeout_ms
@@ -407,12 +435,10 @@ class AsyncConsumer(Generic[K, V]):
         while True:
             out = self._take_chunks(partitions, limit) or self._drain(partitions, limit)
             if out:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 return out
             self._check_no_offset()
             remaining = deadline - now_ms()
             if remaining <= 0:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 return {}
             with anyio.move_on_after(remaining / 1000):
                 await fetch.data_event.wait()

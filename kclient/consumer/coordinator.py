@@ -513,10 +513,15 @@ class Coordinator:
 
     # -- leaving ---------------------------------------------------------------------------------
 
-    async def leave(self, *, final_commit: bool) -> None:
-        """Final commit (auto-commit), revoke callbacks, LeaveGroup. Callers bound the time."""
+    async def leave(self, *, final_commit: bool, processed: bool = True) -> None:
+        """Final commit (auto-commit), revoke callbacks, LeaveGroup. Callers bound the time.
+
+        ``processed=False`` (closing on an exception): the latest poll's records may not
+        have been processed, so the final commit covers only earlier polls (``consumed``).
+        """
         if final_commit and self._auto is not None and (self._can_commit()):
-            await self._commit_quietly(self._subs.delivered_offsets())
+            offsets = self._subs.delivered_offsets() if processed else self._subs.consumed_offsets()
+            await self._commit_quietly(offsets)
         if not self._group_mode:
             return
         for event in self.member.prepare_close():

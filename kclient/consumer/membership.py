@@ -33,9 +33,8 @@ Loss rules (reliability 1.5 #7, C3, C5, C6): on ILLEGAL_GENERATION or UNKNOWN_ME
 for the *current* generation, or when the local session timer expires, the owned
 partitions are LOST (not revoked), the generation is reset (and the member id, for
 UNKNOWN_MEMBER_ID and session expiry) and the member rejoins. The session timer runs
-from the *send* time of the latest request that proved membership: the broker received
-that request no earlier than we sent it, so its own session timer expires no earlier
-than ours and we stop consuming before anyone else can be given our partitions.
+from the send time of the latest heartbeat that proved membership (the broker's timer
+expires no earlier than ours), and from the answer of a JoinGroup/SyncGroup round trip.
 
 A response counts only if it answers the request in flight (identity) for the current
 generation: a late reply from an earlier generation cannot reset a newer one.
@@ -83,14 +82,11 @@ class MemberState(enum.Enum):
 
 
 _S = MemberState
+_P, _C = _S.PREPARING_REBALANCE, _S.COMPLETING_REBALANCE
 _TRANSITIONS: dict[MemberState, frozenset[MemberState]] = {
     _S.UNJOINED: frozenset({_S.PREPARING_REBALANCE, _S.FATAL, _S.CLOSED}),
-    _S.PREPARING_REBALANCE: frozenset(
-        {_S.PREPARING_REBALANCE, _S.COMPLETING_REBALANCE, _S.UNJOINED, _S.FATAL, _S.CLOSED}
-    ),
-    _S.COMPLETING_REBALANCE: frozenset(
-        {_S.STABLE, _S.PREPARING_REBALANCE, _S.UNJOINED, _S.FATAL, _S.CLOSED}
-    ),
+    _P: frozenset({_P, _C, _S.UNJOINED, _S.FATAL, _S.CLOSED}),
+    _C: frozenset({_S.STABLE, _P, _S.UNJOINED, _S.FATAL, _S.CLOSED}),
     _S.STABLE: frozenset({_S.PREPARING_REBALANCE, _S.UNJOINED, _S.FATAL, _S.CLOSED}),
     _S.FATAL: frozenset({_S.CLOSED}),
     _S.CLOSED: frozenset(),
@@ -124,7 +120,7 @@ class GroupMember:
         self.join_count = 0  # JoinGroup requests built; tests assert on it
         self._fatal: KafkaError | None = None
         self._events: list[gt.RebalanceEvent] = []
-        self._rejoin_reason: str | None = None
+        self._rejoin_reason: str | None = "initial join"
         self._join_prepared = False
         self._join_in_flight: gt.JoinGroupRequest | None = None
         self._sync_in_flight: gt.SyncGroupRequest | None = None
@@ -138,9 +134,6 @@ class GroupMember:
         self._poll_expired = False
         self._pending_sync: gt.SyncGroupRequest | None = None
         self._pending_leave: gt.LeaveGroupRequest | None = None
-        self._join_sent_at = 0
-        self._sync_sent_at = 0
-        self._rejoin_reason = "initial join"
 
     # -- state machine plumbing ---------------------------------------------------------
 
@@ -316,7 +309,6 @@ class GroupMember:
     def _plan_group(self, now: int, result: gt.PollResult) -> None:
         if self._pending_sync is not None:
             self._sync_in_flight, self._pending_sync = self._pending_sync, None
-            self._sync_sent_at = now
             result.requests.append(self._sync_in_flight)
             return
         if self.rejoin_needed and self._join_in_flight is None and self._sync_in_flight is None:
@@ -344,7 +336,6 @@ class GroupMember:
             self._rejoin_reason,
         )
         self._join_in_flight = request
-        self._join_sent_at = now
         self.join_count += 1
         result.requests.append(request)
 
@@ -456,7 +447,7 @@ class GroupMember:
         self._lookup.succeeded()
         self.generation_id, self.member_id = generation_id, member_id
         self.protocol_name, self.leader_id = protocol_name, leader
-        self._alive_at = max(self._alive_at, self._join_sent_at)
+        self._round_trip_answered(now)
         self._transition_to(MemberState.COMPLETING_REBALANCE)
         assignments: dict[str, bytes] = {}
         if member_id == leader:
@@ -472,6 +463,12 @@ class GroupMember:
             tuple(sorted(assignments.items())),
         )
 
+    def _round_trip_answered(self, now: int) -> None:
+        """A JoinGroup/SyncGroup answered as to a member restarts the session timer now, as
+        in Java: timed from the send, a request held past the session timeout (Tansu) made
+        us rejoin under a new id, leaving a ghost member (docs: tansu-quirks.md)."""
+        self._alive_at = max(self._alive_at, now)
+
     def on_sync_group_response(
         self, request: gt.SyncGroupRequest, now: int, *, error_code: int, assignment: bytes = b""
     ) -> None:
@@ -483,6 +480,7 @@ class GroupMember:
         if error_code == ErrorCode.NONE:
             self._synced(request, now, assignment)
         elif error_code == ErrorCode.REBALANCE_IN_PROGRESS:
+            self._round_trip_answered(now)
             self._transition_to(MemberState.PREPARING_REBALANCE)
             self._join_prepared = False
             self.request_rejoin("group rebalanced during SyncGroup")
@@ -496,7 +494,7 @@ class GroupMember:
         self._transition_to(MemberState.STABLE)
         self._rejoin_reason = None
         self._join_prepared = False
-        self._alive_at = max(self._alive_at, self._sync_sent_at)
+        self._round_trip_answered(now)
         self._next_heartbeat = now + self.config.heartbeat_interval_ms
         revoked = self.owned - assigned
         added = assigned - self.owned

@@ -179,12 +179,11 @@ async def wait_split(consumers: list[AsyncConsumer[Any, Any]], total: int, timeo
                 await c.getmany(timeout_ms=50)
 
 
-# The cooperative-sticky variant timed out intermittently against Tansu (its two-phase
-# rebalance needs two held JoinGroups, and Tansu expires members waiting in SyncGroup);
-# it stays out of the default suite until the cause is pinned down on the mock cluster.
-@pytest.mark.parametrize(
-    "strategy", ["range", pytest.param("cooperative-sticky", marks=pytest.mark.slow)]
-)
+# The cooperative-sticky variant used to time out here: Tansu held a SyncGroup past the
+# session timeout, our local session timer (then timed from the send) expired on the
+# answer and the member rejoined under a new id, leaving a ghost Tansu waited for
+# (tansu-quirks.md). Fixed in membership.py; the split now takes about 8 s.
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
 async def test_group_subscribe_split_and_leave(tansu_bootstrap: str, strategy: str) -> None:
     topic = make_topic(tansu_bootstrap, 4, 40)
     group = f"g-{uuid.uuid4().hex[:8]}"
