@@ -91,7 +91,7 @@ def test_api_version_table_in_docs_is_current(tansu: TansuBroker) -> None:
     print("Tansu ApiVersions ranges:\n" + "\n".join(lines))
     assert _documented_api_versions() == advertised, (
         f"{QUIRKS.relative_to(REPO)} is out of date with the Tansu binary; "
-        "regenerate its table with `python scripts/codec_demo.py --markdown`"
+        "regenerate its table with `python -m kclient demo --versions-table`"
     )
 
 
