@@ -367,9 +367,16 @@ class Coordinator:
             self._offset_fetch_running = False
             self.wake()
 
-    async def coordinator_node(self, deadline: float) -> int:
-        """The group coordinator's node id, looking it up if needed (bounded by deadline)."""
+    async def coordinator_node(self, deadline: float, *, committing: bool = False) -> int:
+        """The group coordinator's node id, looking it up if needed (bounded by deadline).
+
+        ``committing``: fail at once (and while waiting) if the membership no longer
+        allows a commit; the wait could never end inside a listener callback (C5)."""
         while True:
+            if committing and self._group_mode:
+                refusal = self.member.commit_refusal()
+                if refusal is not None:
+                    raise refusal
             if self._group_mode and self.member.coordinator is not None:
                 return self.member.coordinator
             if not self._group_mode and self._manual_coordinator is not None:
@@ -451,7 +458,7 @@ class Coordinator:
         """Commit ``offsets``; retries only coordinator trouble, never through a rebalance."""
         deadline = now_ms() + timeout_ms
         while True:
-            node = await self.coordinator_node(deadline)
+            node = await self.coordinator_node(deadline, committing=True)
             req = build_commit_request(self.group_id, self._identity(node), offsets)
             built = (oc.OffsetCommitRequest, lambda v, req=req: wire.commit_message(req, v))
             try:

@@ -230,20 +230,35 @@ class GroupMember:
         sent yet). During a JoinGroup/SyncGroup round trip the new assignment is unknown,
         so the commit fails fast with RebalanceInProgress (C2) instead of being retried.
         """
+        refusal = self.commit_refusal()
+        if refusal is not None:
+            raise refusal
+        if self.coordinator is None:
+            raise CommitFailedError("not a member of a generation; the partitions may have moved")
+        return gt.GroupIdentity(
+            self.coordinator, self.generation_id, self.member_id, self.config.group_instance_id
+        )
+
+    def commit_refusal(self) -> KafkaError | None:
+        """The error a commit must fail with now whatever the coordinator, or None.
+
+        Checked before waiting for an unknown coordinator: a commit made inside a
+        lost callback (session expired, coordinator marked unknown, C5) runs on the
+        driver that would rediscover the coordinator, so waiting for it there hangs
+        until the commit's timeout instead of failing with CommitFailedError.
+        """
         if self._fatal is not None:
-            raise self._fatal
+            return self._fatal
         rebalancing = self.state in (
             MemberState.PREPARING_REBALANCE,
             MemberState.COMPLETING_REBALANCE,
         )
         joining = self._join_in_flight is not None or self.state is MemberState.COMPLETING_REBALANCE
         if rebalancing and (joining or self.generation_id == NO_GENERATION):
-            raise broker_error(ErrorCode.REBALANCE_IN_PROGRESS, "commit during a rebalance")
-        if self.generation_id == NO_GENERATION or self.coordinator is None:
-            raise CommitFailedError("not a member of a generation; the partitions may have moved")
-        return gt.GroupIdentity(
-            self.coordinator, self.generation_id, self.member_id, self.config.group_instance_id
-        )
+            return broker_error(ErrorCode.REBALANCE_IN_PROGRESS, "commit during a rebalance")
+        if self.generation_id == NO_GENERATION:
+            return CommitFailedError("not a member of a generation; the partitions may have moved")
+        return None
 
     # -- the planner ------------------------------------------------------------------------
 
