@@ -11,15 +11,16 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from kclient.cli import consume, demo, groups, produce, topics
-from kclient.cli._common import CliError, add_connection_options, one_line
+from kclient.cli import bench, consume, demo, groups, produce, topics
+from kclient.cli._common import CliError, add_connection_options, cli_logging, one_line
+from kclient.cli._security import hide_password
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["CliError", "main"]
 
-_COMMANDS = (demo, topics, produce, consume, groups)
+_COMMANDS = (demo, bench, topics, produce, consume, groups)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    hide_password(args)
     try:
-        code: int = args.func(args)
+        with cli_logging(sys.stderr, debug=args.debug):
+            code: int = args.func(args)
     except KeyboardInterrupt:
         print("kclient: interrupted", file=sys.stderr)
         return 130

@@ -7,11 +7,24 @@ plain ``pip install kclient``, so the progress line below is written with the st
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TextIO
+
+from kclient.cli._errors import CliError
+from kclient.cli._security import (
+    add_security_options,
+    file_bootstrap,
+    file_key_line,
+    security_properties,
+)
+from kclient.config import CommonConfig
+from kclient.errors import ConfigError
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -19,9 +32,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 ENV_BOOTSTRAP = "KCLIENT_BOOTSTRAP"
 DEFAULT_TIMEOUT_S = 30.0
 
-
-class CliError(Exception):
-    """A failure the user can act on: printed as one line, never with a traceback."""
+__all__ = ["CliError"]  # re-exported: commands import it from here
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -49,12 +60,13 @@ def add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -
     parser.add_argument(
         "--debug", action="store_true", default=default(False), help="show tracebacks"
     )
+    add_security_options(parser, default)
 
 
 def bootstrap_from(args: argparse.Namespace) -> str | None:
-    """--bootstrap-server, else $KCLIENT_BOOTSTRAP, else None."""
+    """--bootstrap-server, else $KCLIENT_BOOTSTRAP, else bootstrap.servers of --config."""
     value: str | None = args.bootstrap_server or os.environ.get(ENV_BOOTSTRAP) or None
-    return value
+    return value or file_bootstrap(args)
 
 
 def require_bootstrap(args: argparse.Namespace) -> str:
@@ -64,16 +76,127 @@ def require_bootstrap(args: argparse.Namespace) -> str:
     return bootstrap
 
 
-def client_settings(bootstrap: str, timeout_s: float) -> dict[str, Any]:
-    """Client keyword settings that make every wait honour the command's --timeout."""
-    ms = max(1, int(timeout_s * 1000))
-    return {
-        "bootstrap_servers": bootstrap,
-        "client_id": "kclient-cli",
-        "request_timeout_ms": ms,
-        "socket_connection_setup_timeout_ms": min(ms, 10_000),
-        "socket_connection_setup_timeout_max_ms": ms,
+def client_settings(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    """Client keyword settings: every wait honours --timeout, plus the security options.
+
+    Built and validated once as a :class:`CommonConfig` so that a bad option fails here,
+    as one line naming the option (and the --config line it came from), before any client
+    starts; the keys set explicitly are what each client is then given.
+    """
+    ms = max(1, int(args.timeout * 1000))
+    props: dict[str, object] = {
+        "bootstrap.servers": bootstrap,
+        "client.id": "kclient-cli",
+        "request.timeout.ms": ms,
+        "socket.connection.setup.timeout.ms": min(ms, 10_000),
+        "socket.connection.setup.timeout.max.ms": ms,
     }
+    chosen = security_properties(args)
+    if any(key.startswith("socket.connection.setup.timeout") for key in chosen):
+        # the file's pair replaces ours whole: one of each would contradict (base > cap)
+        del props["socket.connection.setup.timeout.ms"]
+        del props["socket.connection.setup.timeout.max.ms"]
+    props.update(chosen)
+    try:
+        config = CommonConfig.from_properties(props)
+    except ConfigError as exc:
+        raise _config_error(args, exc) from None
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.init and config.is_set(f.name)
+    }
+
+
+def _config_error(args: argparse.Namespace, exc: ConfigError) -> CliError:
+    # ConfigError names the dotted property for unknown keys and the field otherwise.
+    where = file_key_line(args, exc.key) or file_key_line(args, exc.key.replace("_", "."))
+    if where is None:
+        return CliError(str(exc))
+    hint = ""
+    if "unknown configuration property" in str(exc):
+        hint = "; --config takes the connection, TLS and SASL properties all commands share"
+    return CliError(f"{where}: {exc}{hint}")
+
+
+@contextmanager
+def cluster_for(
+    args: argparse.Namespace, out: TextIO, *, announce: bool = True
+) -> Iterator[tuple[str, dict[int, tuple[int, int]] | None]]:
+    """The bootstrap to use, and the embedded broker's API versions when one was started.
+
+    Without --bootstrap-server / $KCLIENT_BOOTSTRAP the embedded Tansu broker is started
+    for the duration of the block (it needs the dev extra).
+    """
+    bootstrap = bootstrap_from(args)
+    if bootstrap is not None:
+        yield bootstrap, None
+        return
+    if security_properties(args).get("security.protocol", "PLAINTEXT") != "PLAINTEXT":
+        raise CliError(
+            "the embedded Tansu broker speaks PLAINTEXT only: "
+            "give --bootstrap-server to use TLS or SASL"
+        )
+    from kclient.testing.tansu import TansuBroker, TansuError
+
+    broker = TansuBroker()
+    try:
+        broker.start()
+    except TansuError as exc:
+        raise CliError(f"cannot start the embedded Tansu broker: {exc}") from exc
+    try:
+        if announce:
+            print(f"started the embedded Tansu broker at {broker.bootstrap_servers}", file=out)
+        yield broker.bootstrap_servers, broker.api_versions
+    finally:
+        broker.stop()
+
+
+class _OncePerMessage(logging.Filter):
+    """A warning repeated per connection (TLS verification off) is shown once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+class _LineFormatter(logging.Formatter):
+    """``kclient: warning: message``; a logged exception's traceback only with --debug."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"kclient: {record.levelname.lower()}: {record.getMessage()}"
+        if self.debug and record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+@contextmanager
+def cli_logging(stream: TextIO, *, debug: bool) -> Iterator[None]:
+    """Show the library's warnings (TLS checks off, PLAIN in clear text) on ``stream``.
+
+    Attached for one command only: main() is also called in-process by tests.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(_OncePerMessage())
+    handler.setFormatter(_LineFormatter(debug))
+    logger = logging.getLogger("kclient")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def leaf_error(exc: BaseException) -> BaseException:
@@ -139,7 +262,7 @@ class Progress:
 
 def admin_settings(args: argparse.Namespace) -> dict[str, Any]:
     """AsyncAdmin keyword settings for a command (bootstrap required)."""
-    settings = client_settings(require_bootstrap(args), args.timeout)
+    settings = client_settings(args, require_bootstrap(args))
     settings["default_api_timeout_ms"] = max(1, int(args.timeout * 1000))
     return settings
 

@@ -1,7 +1,8 @@
 """``kclient demo``: produce records, consume them with a two-member group, verify each.
 
-Without a bootstrap server it starts the embedded Tansu broker (kclient.testing), so the
-demo needs nothing but the dev extra. Exit status 1 when verification fails.
+Without a bootstrap server it starts the embedded Tansu broker (kclient.testing, through
+``cluster_for``, which ``kclient bench`` shares), so the demo needs nothing but the dev
+extra. Exit status 1 when verification fails.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, TextIO
 import anyio
 
 from kclient.admin import AsyncAdmin, NewTopic
-from kclient.cli._common import CliError, Progress, bootstrap_from, client_settings
+from kclient.cli._common import CliError, Progress, client_settings, cluster_for
 from kclient.cli._demo_consume import consume_all
 from kclient.cli._ledger import Ledger, key_for, value_for
 from kclient.cli._versions import print_versions_table
@@ -41,38 +42,19 @@ def run(args: argparse.Namespace) -> int:
     if args.records < 1:
         raise CliError("--records must be at least 1")
     out = sys.stdout
-    bootstrap = bootstrap_from(args)
-    if bootstrap is not None:
-        return _dispatch(args, bootstrap, out, None)
-    from kclient.testing.tansu import TansuBroker, TansuError
-
-    try:
-        with TansuBroker() as broker:
-            if not args.versions_table:
-                print(f"started the embedded Tansu broker at {broker.bootstrap_servers}", file=out)
-            return _dispatch(args, broker.bootstrap_servers, out, broker.api_versions)
-    except TansuError as exc:
-        raise CliError(f"cannot start the embedded Tansu broker: {exc}") from exc
-
-
-def _dispatch(
-    args: argparse.Namespace,
-    bootstrap: str,
-    out: TextIO,
-    versions: dict[int, tuple[int, int]] | None,
-) -> int:
-    if args.versions_table:
-        print_versions_table(bootstrap, versions, args.timeout, out)
-        return 0
-    ok: bool = anyio.run(partial(demo, bootstrap, args.records, args.timeout, out))
+    with cluster_for(args, out, announce=not args.versions_table) as (bootstrap, versions):
+        if args.versions_table:
+            print_versions_table(bootstrap, versions, args.timeout, out)
+            return 0
+        settings = client_settings(args, bootstrap)
+        ok: bool = anyio.run(partial(demo, settings, args.records, args.timeout, out))
     return 0 if ok else 1
 
 
-async def demo(bootstrap: str, total: int, timeout_s: float, out: TextIO) -> bool:
-    """The whole demo against ``bootstrap``; True when every record arrived exactly once."""
-    settings = client_settings(bootstrap, timeout_s)
+async def demo(settings: dict[str, Any], total: int, timeout_s: float, out: TextIO) -> bool:
+    """The whole demo with client ``settings``; True when every record arrived exactly once."""
     topic = f"kclient-demo-{uuid.uuid4().hex[:8]}"
-    await _create_topic(settings, topic, timeout_s)
+    await create_topic(settings, topic, PARTITIONS, timeout_s)
     print(f"topic {topic}: {PARTITIONS} partitions; {total:,} records of 100 bytes", file=out)
     ledger = Ledger(total)
     produce_s = await _produce(settings, topic, ledger, out)
@@ -90,12 +72,14 @@ async def demo(bootstrap: str, total: int, timeout_s: float, out: TextIO) -> boo
     return verdict.ok
 
 
-async def _create_topic(settings: dict[str, Any], topic: str, timeout_s: float) -> None:
+async def create_topic(
+    settings: dict[str, Any], topic: str, partitions: int, timeout_s: float
+) -> None:
     # fail_after as well as timeout_ms: the admin's own deadline covers requests, this one
     # also covers start-up against an address where nothing answers.
     with anyio.fail_after(timeout_s + 1):
         async with AsyncAdmin(default_api_timeout_ms=int(timeout_s * 1000), **settings) as admin:
-            new = NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)
+            new = NewTopic(topic, num_partitions=partitions, replication_factor=1)
             result = (await admin.create_topics([new], timeout_ms=timeout_s * 1000))[topic]
     if result.error is not None:
         raise CliError(f"cannot create topic {topic}: {result.error}")

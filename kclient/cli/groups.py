@@ -1,4 +1,4 @@
-"""``kclient groups list|describe|lag``."""
+"""``kclient groups list|describe|lag|reset-offsets`` (reset-offsets: groups_reset.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import Any
 import anyio
 
 from kclient.admin import AsyncAdmin
+from kclient.cli import groups_reset
 from kclient.cli._common import admin_settings, check_results, print_table
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("groups", parents=[parent], help="list, describe consumer groups, lag")
+    p = sub.add_parser(
+        "groups", parents=[parent], help="list, describe consumer groups, lag, reset offsets"
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", parents=[parent], help="group ids and states").set_defaults(
         func=_list
@@ -24,6 +27,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     lag = actions.add_parser("lag", parents=[parent], help="committed offsets and lag")
     lag.add_argument("group_id", metavar="GROUP")
     lag.set_defaults(func=_lag)
+    groups_reset.register(actions, parent)
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:

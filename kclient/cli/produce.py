@@ -28,7 +28,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = client_settings(require_bootstrap(args), args.timeout)
+    settings = client_settings(args, require_bootstrap(args))
     headers = [(k, v.encode()) for k, v in parse_pairs(args.header, "--header")]
     if args.key_separator == "":
         raise CliError("--key-separator must not be empty")

@@ -20,7 +20,11 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     c.add_argument("names", nargs="+", metavar="TOPIC")
     c.add_argument("--partitions", type=int, default=-1, help="default: the broker's")
     c.add_argument("--replication-factor", type=int, default=-1, help="default: the broker's")
-    c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
+    # --topic-config, not kafka-topics.sh's --config: --config FILE is every command's
+    # client properties file.
+    c.add_argument(
+        "--topic-config", action="append", default=[], metavar="KEY=VALUE", help="repeatable"
+    )
     c.set_defaults(func=_create)
     d = actions.add_parser("delete", parents=[parent], help="delete topics")
     d.add_argument("names", nargs="+", metavar="TOPIC")
@@ -52,7 +56,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    configs = dict(parse_pairs(args.config, "--config"))
+    configs = dict(parse_pairs(args.topic_config, "--topic-config"))
     topics = [
         NewTopic(n, args.partitions, args.replication_factor, topic_configs=configs)
         for n in args.names
