@@ -47,7 +47,9 @@ def setting(
 def track_explicit(cls: type[C]) -> type[C]:
     """Record the keys passed to ``__init__`` in ``_explicit`` (see module doc)."""
     init: Callable[..., None] = cls.__init__
-    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    names = {f.name for f in fields}
+    secret_keys = {f.name for f in fields if "Secret" in str(f.type)}
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -56,6 +58,11 @@ def track_explicit(cls: type[C]) -> type[C]:
         for key in kwargs:
             if key not in names:
                 raise ConfigError(key, f"unknown configuration key{suggest(key, names)}")
+        # Wrap credentials before anything else sees them: from here on no frame holds
+        # the plain string (a traceback with locals, e.g. of a ConfigError, stays clean).
+        for key in secret_keys & kwargs.keys():
+            if isinstance(kwargs[key], str):
+                kwargs[key] = Secret(kwargs[key])
         object.__setattr__(self, "_explicit", frozenset(kwargs))
         init(self, **kwargs)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 
-__all__ = ["Secret", "as_secret"]
+__all__ = ["Secret", "SecretBytes", "as_secret"]
 
 _MASK = "***"
 
@@ -55,6 +55,28 @@ class Secret:
     def __reduce__(self) -> tuple[object, ...]:
         # pickling would write the value out; refuse, like the secret itself would
         raise TypeError("Secret values cannot be pickled")
+
+
+class SecretBytes:
+    """Bytes that carry a credential (a SASL message holding a password or token).
+
+    Held in this wrapper rather than as plain ``bytes`` so that the value never shows
+    in a ``repr``, nor among a frame's local variables when a traceback is formatted
+    with ``capture_locals=True`` (as error trackers do): only ``.value`` reaches the wire.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"SecretBytes(<{len(self.value)} bytes>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("SecretBytes values cannot be pickled")
 
 
 def as_secret(value: str | Secret | None) -> Secret | None:

@@ -72,10 +72,16 @@ class AdminBase:
         stack = contextlib.AsyncExitStack()
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(tg.cancel_scope.cancel)  # runs first: stops the metadata driver
-        pool = ConnectionPool(self.config, tg, transport=self._transport)
-        stack.push_async_callback(pool.aclose)
-        metadata = MetadataManager(self.config, pool)
-        await tg.start(metadata.run)
+        try:
+            # A bad TLS file or key password raises here: leave the task group again,
+            # or the caller's cancel scopes are left corrupted.
+            pool = ConnectionPool(self.config, tg, transport=self._transport)
+            stack.push_async_callback(pool.aclose)
+            metadata = MetadataManager(self.config, pool)
+            await tg.start(metadata.run)
+        except BaseException:
+            await stack.aclose()
+            raise
         self._router = Router(self.config, pool, metadata)
         self._stack = stack
         return self

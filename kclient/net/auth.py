@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kclient._secret import Secret
+from kclient._secret import Secret, SecretBytes
 from kclient.config import CommonConfig
 from kclient.errors import AuthenticationError, KafkaError
 from kclient.net.sasl import SaslMechanism
@@ -111,19 +111,27 @@ async def authenticate(conn: _Exchanger, settings: SaslSettings) -> int:
             f"(it enables: {', '.join(handshake.mechanisms) or 'none'})"
         )
     mechanism = await build_mechanism(settings)
-    message: bytes | None = mechanism.start()
+    # The client messages carry the password or token: keep them wrapped, so that a
+    # traceback formatted with its frames' locals (error trackers do that) cannot show them.
+    message = _hidden(mechanism.start())
     lifetime = 0
     for _ in range(MAX_SASL_ROUNDS):
         if message is None:
             log.debug("SASL %s authentication succeeded", settings.mechanism)
             return lifetime
-        response = await conn.exchange(SaslAuthenticateRequest(auth_bytes=message), auth_version)
+        response = await conn.exchange(
+            SaslAuthenticateRequest(auth_bytes=message.value), auth_version
+        )
         assert isinstance(response, SaslAuthenticateResponse)
         if response.error_code != 0:
             raise AuthenticationError(_failure_text(settings, response))
         lifetime = response.session_lifetime_ms
-        message = mechanism.step(response.auth_bytes)
+        message = _hidden(mechanism.step(response.auth_bytes))
     raise AuthenticationError(f"{settings.mechanism}: too many SASL rounds; giving up")
+
+
+def _hidden(message: bytes | None) -> SecretBytes | None:
+    return None if message is None else SecretBytes(message)
 
 
 def _failure_text(settings: SaslSettings, response: SaslAuthenticateResponse) -> str:

@@ -53,12 +53,14 @@ def build_ssl_context(config: CommonConfig) -> ssl.SSLContext | None:
 
 def _load_client_cert(context: ssl.SSLContext, config: CommonConfig) -> None:
     password = config.ssl_key_password
-    secret = password.get_secret_value() if isinstance(password, Secret) else password
+    # Handed over as a callable, so the plain password never sits in a local of this
+    # frame, where a traceback formatted with its locals would show it.
+    reveal = password.get_secret_value if isinstance(password, Secret) else None
     try:
         context.load_cert_chain(
             certfile=str(config.ssl_certificate_location),
             keyfile=config.ssl_key_location,
-            password=secret,
+            password=reveal,
         )
     except (OSError, ssl.SSLError) as exc:
         # the exception text never holds the password; still name only the files

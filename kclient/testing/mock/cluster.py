@@ -30,6 +30,8 @@ from kclient.testing.mock.faults import (
     ErrorRule,
     FaultPlan,
     RecordedRequest,
+    ResponseRewrite,
+    RewriteRule,
 )
 from kclient.testing.mock.memory import memory_stream_pair
 from kclient.testing.mock.server import MockCore, serve_connection
@@ -208,12 +210,30 @@ class MockCluster:
     ) -> Topic:
         return self.state.create_topic(name, partitions, replication_factor, configs)
 
+    def create_partitions(self, topic: str, total: int) -> None:
+        """Grow ``topic`` to ``total`` partitions (as CreatePartitions would)."""
+        error = self.state.create_partitions(topic, total)
+        if error:
+            raise ValueError(f"cannot grow {topic!r} to {total} partitions: {error.name}")
+
     def delete_records(self, topic: str, partition: int, offset: int = -1) -> int:
         """Move the log start offset (-1: to the high watermark); returns the new start."""
         part = self.state.partition(topic, partition)
         if part is None:
             raise KeyError(f"{topic}-{partition}")
         return part.log.delete_records(offset)
+
+    def truncate_log(
+        self, topic: str, partition: int, offset: int, new_leader_epoch: int | None = None
+    ) -> None:
+        """Truncate the partition's log at ``offset`` (a batch boundary) and bump its
+        leader epoch (default: by one), as a leader change onto a replica that missed the
+        tail does. Consumers past ``offset`` must notice it (OffsetForLeaderEpoch)."""
+        part = self.state.partition(topic, partition)
+        if part is None:
+            raise KeyError(f"{topic}-{partition}")
+        epoch = part.log.leader_epoch + 1 if new_leader_epoch is None else new_leader_epoch
+        part.log.truncate(offset, epoch)
 
     def advance(self, ms: int) -> None:
         """Move a ManualClock forward and let timeouts fire."""
@@ -253,6 +273,13 @@ class MockCluster:
         """Close the connection before applying the request, or after (answer lost)."""
         rule = DropRule(api_key, count, broker, None, None, DropWhen(when))
         self.faults.drops.append(rule)
+
+    def rewrite_next(
+        self, api_key: int, rewrite: ResponseRewrite, count: int = 1, *, broker: int | None = None
+    ) -> None:
+        """Apply the next ``count`` matching requests as usual, then pass each response
+        through ``rewrite`` (which may mutate it or return another) before it is sent."""
+        self.faults.rewrites.append(RewriteRule(api_key, count, broker, None, None, rewrite))
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -313,14 +340,15 @@ class MockCluster:
         if listener is not None:
             await listener.aclose()
 
-    async def broker_up(self, broker: int) -> None:
-        """Restart a stopped broker on the same port."""
+    async def broker_up(self, broker: int, *, new_port: bool = False) -> None:
+        """Restart a stopped broker on the same port, or with ``new_port`` on a fresh one
+        (a broker replaced on another host: same node id, new address in metadata)."""
         self._check_broker(broker)
         info = self.state.brokers[broker]
         if info.up:
             return
         info.up = True
-        await self._start_broker(broker, port=info.listen_port)
+        await self._start_broker(broker, port=0 if new_port else info.listen_port)
 
     def partitions_led_by(self, broker: int) -> Iterable[tuple[str, int]]:
         for topic in self.state.topics.values():

@@ -11,6 +11,10 @@ topic-partition, and fires for the next ``count`` matching requests:
 * ``DropRule``: close the connection before the request is applied (the
   client's request is lost) or after (applied, answer lost: the ambiguous
   outcome).
+* ``RewriteRule``: the request is applied as usual, then a test function
+  rewrites the response before it is encoded (hostile or anomalous replies the
+  handlers never produce on their own: an omitted or duplicated partition, an
+  unknown error code, a topic that vanishes from metadata).
 
 Rules are consumed in the order they were added. Pure: the server asks, this
 module answers.
@@ -18,10 +22,13 @@ module answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["DropWhen", "FaultPlan", "RecordedRequest"]
+from protocol.api import Response
+
+__all__ = ["DropWhen", "FaultPlan", "RecordedRequest", "ResponseRewrite"]
 
 
 class DropWhen(Enum):
@@ -65,6 +72,18 @@ class DropRule(_Rule):
     when: DropWhen = DropWhen.BEFORE
 
 
+ResponseRewrite = Callable[[Response], Response]
+
+
+def _unchanged(response: Response) -> Response:
+    return response
+
+
+@dataclass(slots=True)
+class RewriteRule(_Rule):
+    rewrite: ResponseRewrite = _unchanged
+
+
 @dataclass(slots=True, frozen=True)
 class RecordedRequest:
     broker: int
@@ -79,6 +98,7 @@ class FaultPlan:
     errors: list[ErrorRule] = field(default_factory=list)
     delays: list[DelayRule] = field(default_factory=list)
     drops: list[DropRule] = field(default_factory=list)
+    rewrites: list[RewriteRule] = field(default_factory=list)
     journal: list[RecordedRequest] = field(default_factory=list)
 
     def request_error(self, api_key: int, broker: int) -> int | None:
@@ -119,7 +139,15 @@ class FaultPlan:
                 return rule.when
         return None
 
+    def rewrite(self, api_key: int, broker: int) -> ResponseRewrite | None:
+        for rule in self.rewrites:
+            if rule.matches(api_key, broker):
+                rule.count -= 1
+                return rule.rewrite
+        return None
+
     def clear(self) -> None:
         self.errors.clear()
         self.delays.clear()
         self.drops.clear()
+        self.rewrites.clear()

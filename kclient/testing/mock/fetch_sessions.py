@@ -32,6 +32,9 @@ class SessionPartition:
     fetch_offset: int
     max_bytes: int
     last_sent: tuple[int, int, int, int] | None = None  # (hw, lso, log start, error)
+    # The client's view of the leader epoch, remembered as Kafka's session cache does:
+    # a partition left out of an incremental request is still fenced (KIP-320).
+    current_leader_epoch: int = -1
 
 
 @dataclass
@@ -91,5 +94,6 @@ class FetchSessions:
             old = session.partitions.get(key)
             if old is not None:
                 old.fetch_offset, old.max_bytes = part.fetch_offset, part.max_bytes
+                old.current_leader_epoch = part.current_leader_epoch
             else:
                 session.partitions[key] = part

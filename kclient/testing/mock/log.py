@@ -175,15 +175,51 @@ class PartitionLog:
                 best = (batch.last_offset, batch.max_timestamp)
         return best
 
+    def truncate(self, offset: int, new_leader_epoch: int) -> None:
+        """Cut the log at ``offset`` under a new, higher leader epoch: what clients see
+        when a replica that missed the tail becomes leader. Records from ``offset`` on
+        are gone and the next write reuses ``offset``. As in Kafka's leader-epoch cache,
+        only epochs that began before ``offset`` stay in the history, so
+        OffsetForLeaderEpoch for a lost epoch answers an end offset of at most ``offset``.
+        """
+        if new_leader_epoch <= self.leader_epoch:
+            raise ValueError(
+                f"new_leader_epoch {new_leader_epoch} must exceed the current "
+                f"leader epoch {self.leader_epoch}"
+            )
+        if not self.log_start_offset <= offset <= self.log_end_offset:
+            raise ValueError(
+                f"truncation offset {offset} outside [{self.log_start_offset}, "
+                f"{self.log_end_offset}]"
+            )
+        if any(b.base_offset < offset <= b.last_offset for b in self.batches):
+            raise ValueError(f"truncation offset {offset} is inside a batch")
+        self.batches = [b for b in self.batches if b.last_offset < offset]
+        self.log_end_offset = offset
+        self.open_txns = {pid: first for pid, first in self.open_txns.items() if first < offset}
+        self.aborted = [a for a in self.aborted if a.last_offset < offset]
+        # The producer state of lost writes cannot be rolled back: forget those producers
+        # (their next write is judged as a new producer's, as after DeleteRecords).
+        entries = self.producers.entries
+        for pid in [pid for pid, e in entries.items() if e.last_offset >= offset]:
+            del entries[pid]
+        self.epoch_starts = [(e, start) for e, start in self.epoch_starts if start < offset]
+        self.epoch_starts.append((new_leader_epoch, offset))
+        self.leader_epoch = new_leader_epoch
+
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """(epoch, end offset) for OffsetForLeaderEpoch; (-1, -1) if ``epoch`` predates the log."""
-        if epoch < self.epoch_starts[0][0]:
+        """(epoch, end offset) for OffsetForLeaderEpoch, as Kafka's leader-epoch cache
+        answers: the largest known epoch <= ``epoch`` with the start offset of the next
+        one (the log end for the latest epoch); an epoch older than the history gets
+        itself with the first start offset; (-1, -1) for -1 or an epoch newer than the
+        latest."""
+        starts = self.epoch_starts
+        latest = starts[-1][0]
+        if epoch < 0 or epoch > latest:
             return -1, -1
-        chosen = -1
-        for i, (e, _) in enumerate(self.epoch_starts):
-            if e <= epoch:
-                chosen = i
-        e, _ = self.epoch_starts[chosen]
-        if chosen + 1 < len(self.epoch_starts):
-            return e, self.epoch_starts[chosen + 1][1]
-        return e, self.log_end_offset
+        if epoch == latest:
+            return epoch, self.log_end_offset
+        higher = next(i for i, (e, _) in enumerate(starts) if e > epoch)
+        if higher == 0:
+            return epoch, starts[0][1]
+        return starts[higher - 1][0], starts[higher][1]

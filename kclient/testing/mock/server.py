@@ -8,7 +8,7 @@ connection, as it does on Kafka).
 Per request::
 
     frame -> header -> journal -> drop BEFORE? -> handler (pure, no await)
-          -> drop AFTER? -> park / fetch wait -> injected delay -> response
+          -> drop AFTER? -> park / fetch wait -> injected delay -> rewrite? -> response
 
 Anything the handlers do not understand closes the connection, as Kafka does
 (except ApiVersions, which is answered in v0 with UNSUPPORTED_VERSION so the
@@ -171,6 +171,8 @@ async def _handle_frame(
         core.clock.now_ms(),
     )
     delay = core.faults.delay(api_key, broker)
+    # Taken on arrival, like the other rules, so "the next n" means requests in order.
+    rewrite = core.faults.rewrite(api_key, broker)
     response = await _run_handler(core, ctx, request)
     if drop is DropWhen.AFTER:
         raise _Close
@@ -178,6 +180,8 @@ async def _handle_frame(
         await anyio.sleep(delay)
     if response is None:
         return None
+    if rewrite is not None:
+        response = rewrite(response)
     return _encode(response, api_key, version, correlation_id)
 
 

@@ -108,7 +108,9 @@ def _target(cluster: ClusterState, name: str, topic_id: uuid.UUID, p: object) ->
         resolved,
         topic_id,
         p.partition,
-        SessionPartition(p.fetch_offset, p.partition_max_bytes),
+        SessionPartition(
+            p.fetch_offset, p.partition_max_bytes, current_leader_epoch=p.current_leader_epoch
+        ),
         p.current_leader_epoch,
     )
 
@@ -121,7 +123,8 @@ def _target_from_session(
             # the session's own record (it remembers what was last sent)
             return _Target(t.topic, t.topic_id, t.index, part, t.current_leader_epoch)
     topic = cluster.topics.get(key[0])
-    return _Target(key[0], topic.topic_id if topic else _ZERO_UUID, key[1], part, -1)
+    topic_id = topic.topic_id if topic else _ZERO_UUID
+    return _Target(key[0], topic_id, key[1], part, part.current_leader_epoch)
 
 
 def _build(
