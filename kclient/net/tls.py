@@ -36,7 +36,8 @@ def build_ssl_context(config: CommonConfig) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError("ssl_ca_location", f"cannot load CA certificates: {exc}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if not config.ssl_check_hostname:
+    # With certificate verification off the host name check is moot: one warning, not two.
+    if not config.ssl_check_hostname and config.enable_ssl_certificate_verification:
         log.warning("TLS host name verification is disabled (ssl_check_hostname=False)")
         context.check_hostname = False
     if not config.enable_ssl_certificate_verification:
