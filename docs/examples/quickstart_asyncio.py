@@ -18,12 +18,14 @@ COUNT = 10
 
 
 async def main() -> None:
+    # --8<-- [start:create]
     async with AsyncAdmin(bootstrap_servers=BOOTSTRAP) as admin:
         result = await admin.create_topics(
             [NewTopic(TOPIC, num_partitions=3, replication_factor=1)]
         )
         if not isinstance(result[TOPIC].error, TopicExistsError):  # fine if it exists
             result[TOPIC].raise_on_error()
+    # --8<-- [end:create]
 
     # Idempotent with acks=all by default; leaving the block flushes what is queued.
     async with AsyncProducer(bootstrap_servers=BOOTSTRAP) as producer:

@@ -17,10 +17,12 @@ COUNT = 10
 
 
 def main() -> None:
+    # --8<-- [start:admin]
     with Admin(bootstrap_servers=BOOTSTRAP) as admin:
         result = admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])
         if not isinstance(result[TOPIC].error, TopicExistsError):  # fine if it exists
             result[TOPIC].raise_on_error()
+    # --8<-- [end:admin]
 
     with Producer(bootstrap_servers=BOOTSTRAP) as producer:
         # send() returns a concurrent.futures.Future of RecordMetadata

@@ -32,9 +32,25 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "WARNING" not in output, output
-    for page in ("index", "quickstart", "producer", "consumer", "configuration", "testing"):
+    pages = ("index", "quickstart", "producer", "consumer", "configuration", "testing", "admin")
+    pages += ("security", "errors", "error-codes", "migration", "performance", "DESIGN")
+    for page in pages:
         path = tmp_path / "site" / ("index.html" if page == "index" else f"{page}/index.html")
         assert path.is_file(), page
     quickstart = (tmp_path / "site" / "quickstart" / "index.html").read_text()
     assert "--8&lt;--" not in quickstart and "--8<--" not in quickstart  # snippets expanded
     assert "AsyncProducer" in quickstart
+
+
+def test_design_links_become_repository_paths() -> None:
+    """docs/_hooks.py: DESIGN.md's links that leave the site become repository paths."""
+    spec = importlib.util.spec_from_file_location("_hooks", ROOT / "docs" / "_hooks.py")
+    assert spec is not None and spec.loader is not None
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    text = "see [notes](design-notes/codegen.md) and [README](../benchmarks/README.md)"
+    assert hooks.rewrite(text) == (
+        "see notes (`docs/design-notes/codegen.md`) and README (`benchmarks/README.md`)"
+    )
+    # links inside the site are kept
+    assert hooks.rewrite("[Admin](admin.md)") == "[Admin](admin.md)"
