@@ -220,16 +220,17 @@ def _worker_main(argv: Sequence[str]) -> int:
 
         traceback.print_exc()
         data = {"error": f"{type(exc).__name__}: {exc}"}
-    data["vm_hwm_kib"] = _vm_hwm_kib()
+    data["vm_hwm_kib"] = vm_status_kib("VmHWM")
     Path(out).write_text(json.dumps(data))
     return 0
 
 
-def _vm_hwm_kib() -> int | None:
-    """This process's peak resident set size (Linux ``VmHWM``), in KiB."""
+def vm_status_kib(field: str) -> int | None:
+    """A size from this process's ``/proc/self/status`` in KiB (Linux): ``VmHWM`` is
+    the peak resident set size, ``VmRSS`` the current one. None elsewhere."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     return None
 

@@ -1,7 +1,10 @@
 """Producer throughput: kclient vs aiokafka, kafka-python and confluent-kafka on one broker.
 
 ``python -m benchmarks.producer_bench [--records N] [--quick] [--bootstrap 127.0.0.1:PORT]
-[--clients a,b] [--json PATH]``
+[--clients a,b] [--compression zstd] [--json PATH]``
+
+``python -m benchmarks.producer_bench --memory-check [--records N] [--value-size S]
+[--buffer-memory B]``: kclient's peak RSS bound instead (see :func:`memory_check`).
 
 Every (client, variant) run gets its own subprocess and a fresh 4-partition topic, and
 produces N keyless 100-byte values with ``acks=all`` and idempotence on (where the client
@@ -21,12 +24,17 @@ Variants:
     built inside the timed loop, round robin over the partitions), kclient ``send_many``
     (lists of 1,000 values, partitioner's choice).
 
+"records/CPU-s" divides N by the CPU time of the client's own process (all its threads,
+librdkafka's included) inside the timed window: steadier than records/s when other jobs
+share the machine, though it leaves out the broker's share.
+
 aiokafka speaks only InitProducerId v0, which Tansu 0.6 fails with UNKNOWN_SERVER_ERROR;
 when that happens aiokafka is measured with ``acks=all`` but without idempotence and the
 table says so.
 
 All other settings are each client's defaults (linger: kclient 5 ms, aiokafka 0,
-kafka-python 0, librdkafka 5 ms; batch size 16 KiB except librdkafka's 1 MB).
+kafka-python 0, librdkafka 5 ms; batch size 16 KiB except librdkafka's 1 MB), except
+``--compression``, which every client gets.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks import producer_memory
 from benchmarks._harness import (
     PARTITIONS,
     Result,
@@ -64,8 +73,22 @@ WARMUP_RECORDS = 1  # sent and acknowledged before the clock starts
 # -- workers (each runs in its own subprocess) ------------------------------------------------
 
 
-def _timed(setup_s: float, started: float, records: int) -> dict[str, Any]:
-    return {"seconds": time.perf_counter() - started, "setup_s": setup_s, "records": records}
+def _timed(setup_s: float, started: tuple[float, float], records: int) -> dict[str, Any]:
+    """``started`` is (perf_counter, process_time) at the first send. The window's CPU
+    time (every thread of the client's process, librdkafka's included) is steadier
+    than wall time when other jobs share the machine."""
+    return {
+        "seconds": time.perf_counter() - started[0],
+        "cpu_window_s": time.process_time() - started[1],
+        "setup_s": setup_s,
+        "records": records,
+    }
+
+
+def _compression_or_none(params: dict[str, Any]) -> str | None:
+    """aiokafka and kafka-python spell "no compression" as None."""
+    codec: str = params.get("compression", "none")
+    return None if codec == "none" else codec
 
 
 def kclient_worker(params: dict[str, Any]) -> dict[str, Any]:
@@ -79,14 +102,17 @@ def kclient_worker(params: dict[str, Any]) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         t0 = time.perf_counter()
         async with AsyncProducer(
-            bootstrap_servers=params["bootstrap"], acks="all", enable_idempotence=True
+            bootstrap_servers=params["bootstrap"],
+            acks="all",
+            enable_idempotence=True,
+            compression_type=params.get("compression", "none"),
         ) as producer:
             warm = producer.partitions_for(topic)
             if inspect.isawaitable(warm):
                 await warm
             await producer.send_and_wait(topic, value, partition=0)  # warm-up record
             setup = time.perf_counter() - t0
-            started = time.perf_counter()
+            started = (time.perf_counter(), time.process_time())
             if variant == "send loop":
                 send = producer.send
                 for _ in range(n):
@@ -115,7 +141,10 @@ def aiokafka_worker(params: dict[str, Any]) -> dict[str, Any]:
     async def start() -> tuple[AIOKafkaProducer, bool]:
         for idempotent in (True, False):
             producer = AIOKafkaProducer(
-                bootstrap_servers=params["bootstrap"], acks="all", enable_idempotence=idempotent
+                bootstrap_servers=params["bootstrap"],
+                acks="all",
+                enable_idempotence=idempotent,
+                compression_type=_compression_or_none(params),
             )
             try:
                 await producer.start()
@@ -134,7 +163,7 @@ def aiokafka_worker(params: dict[str, Any]) -> dict[str, Any]:
             await producer.partitions_for(topic)
             await producer.send_and_wait(topic, value, partition=0)  # warm-up record
             setup = time.perf_counter() - t0
-            started = time.perf_counter()
+            started = (time.perf_counter(), time.process_time())
             if variant == "send loop":
                 send = producer.send
                 for _ in range(n):
@@ -169,13 +198,16 @@ def kafka_python_worker(params: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     # kafka-python 3.x is idempotent by default; say so explicitly anyway.
     producer = KafkaProducer(
-        bootstrap_servers=params["bootstrap"], acks="all", enable_idempotence=True
+        bootstrap_servers=params["bootstrap"],
+        acks="all",
+        enable_idempotence=True,
+        compression_type=_compression_or_none(params),
     )
     try:
         producer.partitions_for(topic)
         producer.send(topic, value, partition=0).get(timeout=30)  # warm-up record
         setup = time.perf_counter() - t0
-        started = time.perf_counter()
+        started = (time.perf_counter(), time.process_time())
         send = producer.send
         for _ in range(n):
             send(topic, value)
@@ -192,14 +224,19 @@ def confluent_worker(params: dict[str, Any]) -> dict[str, Any]:
     value = make_value()
     t0 = time.perf_counter()
     producer = Producer(
-        {"bootstrap.servers": params["bootstrap"], "acks": "all", "enable.idempotence": True}
+        {
+            "bootstrap.servers": params["bootstrap"],
+            "acks": "all",
+            "enable.idempotence": True,
+            "compression.type": params.get("compression", "none"),
+        }
     )
     producer.list_topics(topic, timeout=30)
     producer.produce(topic, value, partition=0)  # warm-up record
     if producer.flush(30):
         raise RuntimeError("warm-up record not delivered")
     setup = time.perf_counter() - t0
-    started = time.perf_counter()
+    started = (time.perf_counter(), time.process_time())
     if variant == "produce loop":
         produce, poll = producer.produce, producer.poll
         for _ in range(n):
@@ -275,10 +312,13 @@ def kclient_availability() -> dict[str, str | None]:
     return state
 
 
-def run_one(bootstrap: str, client: str, variant: str, func: Callable[..., Any], n: int) -> Result:
+def run_one(
+    bootstrap: str, client: str, variant: str, func: Callable[..., Any], n: int, compression: str
+) -> Result:
     topic = unique_name(f"bench-produce-{client}")
     create_topic(bootstrap, topic)
-    params = {"bootstrap": bootstrap, "topic": topic, "records": n, "variant": variant}
+    params = {"bootstrap": bootstrap, "topic": topic, "records": n, "variant": variant,
+              "compression": compression}  # fmt: skip
     target = f"benchmarks.producer_bench:{func.__name__}"
     outcome = run_worker(target, params, timeout=60 + n / 1000)
     result = Result(
@@ -297,13 +337,14 @@ def run_one(bootstrap: str, client: str, variant: str, func: Callable[..., Any],
     result.seconds = outcome.data["seconds"]
     result.rate = n / result.seconds
     result.extra["setup_s"] = outcome.data["setup_s"]
+    result.extra["records_per_cpu_s"] = n / max(outcome.data["cpu_window_s"], 1e-9)
     if outcome.data.get("idempotent") is False:
         result.note = "NOT idempotent: broker refused InitProducerId v0"
         result.extra["idempotent"] = False
     return result
 
 
-def print_report(results: list[Result], n: int) -> None:
+def print_report(results: list[Result], n: int, compression: str) -> None:
     rows = [
         [
             r.label,
@@ -312,12 +353,18 @@ def print_report(results: list[Result], n: int) -> None:
             fmt_num(r.extra.get("setup_s"), 2),
             fmt_num(r.peak_rss_mb),
             fmt_num(r.cpu_s, 2),
+            fmt_rate(r.extra.get("records_per_cpu_s")),
             r.note or "",
         ]
         for r in results
     ]
-    headers = ["client", "records/s", "time s", "setup s", "peak RSS MB", "CPU s", "note"]
-    print(f"\nProducer: {n:,} x 100-byte values, {PARTITIONS} partitions, acks=all, idempotent\n")
+    headers = ["client", "records/s", "time s", "setup s", "peak RSS MB", "CPU s",
+               "records/CPU-s", "note"]  # fmt: skip
+    codec = "" if compression == "none" else f", compression {compression}"
+    print(
+        f"\nProducer: {n:,} x 100-byte values, {PARTITIONS} partitions, acks=all, "
+        f"idempotent{codec}\n"
+    )
     print(markdown_table(headers, rows))
     ratios = ratio_table(results)
     if ratios is not None:
@@ -328,7 +375,26 @@ def print_report(results: list[Result], n: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common_arguments(parser, DEFAULT_RECORDS)
+    parser.add_argument(
+        "--compression",
+        default="none",
+        choices=("none", "gzip", "snappy", "lz4", "zstd"),
+        help="compression codec for every client (default none)",
+    )
+    parser.add_argument(
+        "--memory-check",
+        action="store_true",
+        help="check kclient's peak RSS bound instead (see benchmarks/producer_memory.py)",
+    )
+    producer_memory.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.memory_check:
+        records = args.records or (
+            QUICK_RECORDS * 10 if args.quick else producer_memory.DEFAULT_RECORDS
+        )
+        return producer_memory.memory_check(
+            args.bootstrap, records, args.value_size, args.buffer_memory
+        )
     n = args.records or (QUICK_RECORDS if args.quick else DEFAULT_RECORDS)
     clients = selected(args.clients, CLIENTS)
     kclient_state = kclient_availability() if "kclient" in clients else {}
@@ -343,11 +409,12 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(Result(client, variant, note=reason))
                     continue
                 print(f"  {client} {variant} ...", file=sys.stderr, flush=True)
-                results.append(run_one(bootstrap, client, variant, func, n))
-    print_report(results, n)
+                results.append(run_one(bootstrap, client, variant, func, n, args.compression))
+    print_report(results, n, args.compression)
     print(f"\n(total {time.monotonic() - t0:.1f} s)")
     if args.json:
-        save_json(args.json, "producer", {"records": n, "partitions": PARTITIONS}, results)
+        params = {"records": n, "partitions": PARTITIONS, "compression": args.compression}
+        save_json(args.json, "producer", params, results)
     ran = [r for r in results if r.client != "kclient" or kclient_state.get(r.variant) is None]
     return 0 if all(r.rate is not None for r in ran) else 1
 

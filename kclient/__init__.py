@@ -34,12 +34,20 @@ from kclient.errors import (
     KafkaTimeoutError,
     NoBrokersAvailableError,
     ProducerClosedError,
+    ProducerFencedError,
     SSLVerificationError,
+    TransactionAbortableError,
+    TransactionAbortedError,
+    TransactionError,
+    TransactionFatalError,
+    TransactionOutcomeUnknownError,
+    TransactionStateError,
     UnsupportedVersionForApiError,
 )
 
 # -- producer (kclient.producer) --
 from kclient.producer.producer import AsyncProducer, ProducerRecord
+from kclient.producer.txn_types import ConsumerGroupMetadata
 from kclient.structs import ConsumerRecord, OffsetAndMetadata, RecordMetadata, TopicPartition
 
 # -- sync facades (kclient.sync): blocking twins of the async clients --
@@ -60,6 +68,7 @@ __all__ = [
     "ConfigResource",
     "Consumer",
     "ConsumerConfig",
+    "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
     "ConsumerRecord",
     "DeliveryTimeoutError",
@@ -76,10 +85,17 @@ __all__ = [
     "Producer",
     "ProducerClosedError",
     "ProducerConfig",
+    "ProducerFencedError",
     "ProducerRecord",
     "RecordMetadata",
     "SSLVerificationError",
     "Secret",
     "TopicPartition",
+    "TransactionAbortableError",
+    "TransactionAbortedError",
+    "TransactionError",
+    "TransactionFatalError",
+    "TransactionOutcomeUnknownError",
+    "TransactionStateError",
     "UnsupportedVersionForApiError",
 ]

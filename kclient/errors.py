@@ -16,8 +16,20 @@ class attribute. The tree, by remedy::
     │   └── SSLVerificationError        fix the CA, the certificate or the host name
     ├── ConfigError                     fix the named configuration key
     ├── UnsupportedVersionForApiError   the broker lacks an API version the call needs
-    └── IllegalStateError               the call is not allowed now (closed client, ...)
-        └── ProducerClosedError         close(timeout=) ran out before the record was delivered
+    ├── IllegalStateError               the call is not allowed now (closed client, ...)
+    │   ├── ProducerClosedError         close(timeout=) ran out before the record was delivered
+    │   └── TransactionStateError       the transactional call is not allowed in this state
+    └── TransactionError                transactions (``transactional_id``), by remedy:
+        ├── TransactionAbortableError   abortable: abort the transaction, then run it again
+        ├── TransactionOutcomeUnknownError  EndTxn's result is unknown; abort or begin
+        │                               (both re-initialise the producer id first)
+        ├── TransactionAbortedError     a record's transaction was aborted: not persisted
+        └── TransactionFatalError       fatal: the producer is unusable; close it
+            └── ProducerFencedError     another instance with the same transactional_id
+
+Every :class:`TransactionError` has ``error_code`` (the broker code behind it, 0 if
+none) and the class flags ``abortable`` and ``fatal``. After a fatal error every
+later transactional call raises the same class with the same code.
 
 (R = ``retriable``.) Foreign exceptions (``OSError``, ``ssl.SSLError``,
 anyio's stream errors) are translated into these only at the transport
@@ -54,7 +66,14 @@ __all__ = [
     "KafkaTimeoutError",
     "NoBrokersAvailableError",
     "ProducerClosedError",
+    "ProducerFencedError",
     "SSLVerificationError",
+    "TransactionAbortableError",
+    "TransactionAbortedError",
+    "TransactionError",
+    "TransactionFatalError",
+    "TransactionOutcomeUnknownError",
+    "TransactionStateError",
     "UnsupportedVersionForApiError",
 ]
 
@@ -180,6 +199,74 @@ class ProducerClosedError(IllegalStateError):
         self.delivery_state = delivery_state
 
 
+class TransactionStateError(IllegalStateError):
+    """The transactional call is not valid now (commit without begin, begin twice,
+    send outside a transaction on a transactional producer)."""
+
+
+class TransactionError(KafkaError):
+    """Base of the transaction errors; ``abortable``/``fatal`` name the remedy."""
+
+    retriable = False
+    abortable = False  # abort_transaction(), then run the transaction again
+    fatal = False  # the producer is unusable: close it (and start a new instance)
+
+    def __init__(self, message: str, error_code: int = 0) -> None:
+        self.error_code = error_code
+        suffix = f" (error code {error_code})" if error_code else ""
+        super().__init__(message + suffix)
+
+
+class TransactionAbortableError(TransactionError):
+    """The current transaction cannot commit: abort it, then start a new one.
+
+    Raised by ``commit_transaction()`` (which then never reports success) after a
+    record of the transaction failed or expired, an idempotence error hit it
+    (UNKNOWN_PRODUCER_ID, OUT_OF_ORDER_SEQUENCE_NUMBER), or the coordinator
+    rejected it in a way that dooms only this transaction (a rebalance that
+    fenced the consumer generation, topic or group authorization).
+    """
+
+    abortable = True
+
+
+class TransactionOutcomeUnknownError(TransactionError):
+    """EndTxn(commit) was sent but its result is unknown (timeout, UNKNOWN_SERVER_ERROR,
+    connection lost after the write).
+
+    The transaction may or may not be committed. Retrying the commit is refused;
+    ``abort_transaction()`` or the next ``begin_transaction()`` re-initialises the
+    producer id (an epoch bump), which makes the coordinator finish the old one.
+    """
+
+    abortable = True
+
+
+class TransactionAbortedError(TransactionError):
+    """A record's transaction was aborted before the record was sent; it is not in
+    the log (``delivery_state`` is NOT_PERSISTED)."""
+
+    def __init__(self, message: str, delivery_state: Any = None) -> None:
+        super().__init__(message)
+        self.delivery_state = delivery_state
+
+
+class TransactionFatalError(TransactionError):
+    """The transactional producer can no longer be used; every later call raises this
+    (a fresh instance with the same ``error_code``). Close the producer."""
+
+    fatal = True
+
+
+class ProducerFencedError(TransactionFatalError):
+    """A newer producer with the same ``transactional_id`` took over (PRODUCER_FENCED,
+    INVALID_PRODUCER_EPOCH). Nothing this instance did after the fence can commit.
+
+    This shadows the generated broker error of the same name in this module; the
+    broker's class stays available as ``protocol.errors.ProducerFencedError``.
+    """
+
+
 def __getattr__(name: str) -> Any:
     # Broker errors are generated into protocol.errors; expose them here too so
     # users import every error from one place (kclient.errors.NotLeaderOrFollowerError).
@@ -190,3 +277,36 @@ def __getattr__(name: str) -> Any:
         except (ImportError, AttributeError):
             pass
     raise AttributeError(f"module 'kclient.errors' has no attribute {name!r}")
+
+
+# -- consumer (added by the consumer helper; additive) -----------------------------------
+
+
+class GroupRequiredError(IllegalStateError):
+    """The consumer operation needs a ``group_id`` (commits, group metadata)."""
+
+
+class LogTruncationError(KafkaError):
+    """The partition's log was truncated below the consumer's position (a leader change
+    lost records the consumer had already read) and ``auto_offset_reset`` is ``"none"``.
+
+    ``divergent_offset`` is the first offset known to differ (None if the broker could
+    not tell). Raised at the same place on every poll until the application seeks.
+    """
+
+    retriable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic_partition: Any = None,
+        position: int = -1,
+        divergent_offset: int | None = None,
+        divergent_epoch: int = -1,
+    ) -> None:
+        super().__init__(message)
+        self.topic_partition = topic_partition
+        self.position = position
+        self.divergent_offset = divergent_offset
+        self.divergent_epoch = divergent_epoch

@@ -2,9 +2,12 @@
 
 Theory of operation
 -------------------
-The facade calls :meth:`RecordAccumulator.append` once per record; it lands in
-the open (newest) batch of its partition, or in a new batch when it does not
-fit. A record larger than ``batch_size`` gets a batch of its own. Every
+The facade calls :meth:`RecordAccumulator.append` once per record; it is encoded
+into the open (newest) batch of its partition, or into a new batch when it does
+not fit. A record larger than ``batch_size`` gets a batch of its own. A batch of
+a compressed producer takes ``batch_size / ratio`` uncompressed bytes, ``ratio``
+being the topic's estimated compression ratio (compression_ratio.py), so that it
+is about ``batch_size`` on the wire. Every
 appended byte (estimated, uncompressed) is charged against ``buffer_memory``;
 when the charge would overflow, append returns None and the facade waits for
 :attr:`on_space_freed` (up to ``max_block_ms``). Bytes are released when a
@@ -22,6 +25,10 @@ The Sender task loops over the pure planners:
    :class:`IdempotenceManager` for a decision and applies it here:
    ``complete`` / ``requeue`` / ``split`` / ``fail`` / ``release``.
 4. ``expire(now, error_factory)`` fails batches past ``delivery_timeout_ms``.
+
+The partitioner reads :meth:`RecordAccumulator.partition_loads` (batches queued
+or in flight per partition) when its sticky choice moves: the accumulator
+reports, the partitioner decides.
 
 Per-partition sending rules, enforced by ``_can_drain`` (and mirrored by
 ``ready`` so that a blocked partition never makes its node look ready):
@@ -43,11 +50,11 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from itertools import repeat
 from typing import NamedTuple
 
 from kclient.config import ProducerConfig
 from kclient.net.backoff import backoff_ms
+from kclient.producer._bulk import append_values
 from kclient.producer.batch import (
     BATCH_OVERHEAD,
     RECORD_OVERHEAD,
@@ -58,6 +65,7 @@ from kclient.producer.batch import (
     ProducerBatch,
     headers_size,
 )
+from kclient.producer.compression_ratio import CompressionRatioEstimator
 from kclient.producer.idempotence import IdempotenceManager
 
 __all__ = ["AccumulatorSettings", "ErrorFactory", "LeaderFor", "ReadyResult", "RecordAccumulator"]
@@ -88,6 +96,8 @@ class AccumulatorSettings(NamedTuple):
     retry_backoff_ms: float
     retry_backoff_max_ms: float
     max_in_flight: int
+    compressed: bool = False  # batches are compressed: size them by the estimated ratio
+    max_request_size: int = 1048576
 
     @classmethod
     def from_config(cls, config: ProducerConfig) -> AccumulatorSettings:
@@ -99,6 +109,8 @@ class AccumulatorSettings(NamedTuple):
             retry_backoff_ms=config.retry_backoff_ms,
             retry_backoff_max_ms=config.retry_backoff_max_ms,
             max_in_flight=config.max_in_flight_requests_per_connection,
+            compressed=config.compression_type.lower() != "none",
+            max_request_size=config.max_request_size,
         )
 
 
@@ -143,6 +155,11 @@ class RecordAccumulator:
         self._flushes = 0
         self._closing = False
         self._drain_rotation = 0
+        self._ratios: CompressionRatioEstimator | None = (
+            CompressionRatioEstimator(settings.batch_size, settings.max_request_size)
+            if settings.compressed
+            else None
+        )
         # Called (synchronously) when bytes are released after a refused append.
         self.on_space_freed: Callable[[], None] | None = None
 
@@ -181,28 +198,41 @@ class RecordAccumulator:
         part = self._parts.get(tp)
         if part is not None:
             last = part.open
-            if last is not None and last.appendable:
+            if last is not None and last.appendable and (writer := last.writer) is not None:
                 # ProducerBatch.try_append, inlined: this is the per-record path.
                 new_size = last.size + size
-                if new_size <= last.capacity:
-                    records = last.records
-                    future = DeliveryFuture(last.outcome, len(records), timestamp)
-                    records.append((timestamp, key, value, headers))
-                    last.futures.append(future)
+                capacity = last.capacity
+                if new_size <= capacity:
+                    index = last.count
+                    writer.append(timestamp, key, value, headers)
+                    last.count = index + 1
                     last.size = new_size
                     self._used = used
-                    return future, new_size >= last.capacity, size
-        return self._append_new_batch(tp, timestamp, key, value, headers, size, now), True, size
+                    if capacity != self._batch_size:  # compressed: count estimated wire bytes
+                        size = self._wire_share(size, capacity)
+                    return (DeliveryFuture(last.outcome, index, timestamp),
+                            new_size >= capacity, size)  # fmt: skip
+        first, batch = self._append_new_batch(tp, timestamp, key, value, headers, size, now)
+        if batch.capacity != self._batch_size:
+            size = self._wire_share(size, batch.capacity)
+        return first, True, size
+
+    def _wire_share(self, size: int, capacity: int) -> int:
+        """A record's share of a compressed batch's ``batch_size`` (estimated wire
+        bytes): what the sticky partitioner counts, so that it moves on after about
+        one batch on the wire, not after one batch of uncompressed input."""
+        return max(1, (size * self._batch_size + capacity // 2) // capacity)  # rounded
 
     def _append_new_batch(self, tp: TP, timestamp: int, key: bytes | None, value: bytes | None,
                           headers: Headers, size: int, now: float | Callable[[], float],
-                          ) -> DeliveryFuture:  # fmt: skip
+                          ) -> tuple[DeliveryFuture, ProducerBatch]:  # fmt: skip
         part = self._parts.get(tp)
         if part is None:
             part = self._parts[tp] = _Partition(tp)
         if part.open is not None:
             part.open.appendable = False  # full: later records start this new batch
-        batch = ProducerBatch(tp, now() if callable(now) else now, self._batch_size,
+        capacity = self._batch_size if self._ratios is None else self._ratios.capacity(tp[0])
+        batch = ProducerBatch(tp, now() if callable(now) else now, capacity,
                               (part.next_order,))  # fmt: skip
         part.next_order += 1
         first = batch.try_append(timestamp, key, value, headers, size)
@@ -210,74 +240,18 @@ class RecordAccumulator:
         self._used += batch.size
         part.batches.append(batch)
         part.open = batch
-        return first
+        return first, batch
 
-    def append_values(
-        self,
-        tp: TP,
-        timestamp: int,
-        key: bytes | None,
-        values: Sequence[bytes],
-        start: int,
-        budget: int,
-        headers: Headers,
-        now: float | Callable[[], float],
-        out: list[DeliveryFuture],
-    ) -> tuple[int, int, bool]:
+    def append_values(self, tp: TP, timestamp: int, key: bytes | None, values: Sequence[bytes],
+                      start: int, budget: int, headers: Headers, now: float | Callable[[], float],
+                      out: list[DeliveryFuture]) -> tuple[int, int, bool]:  # fmt: skip
         """Bulk :meth:`append` for ``send_many``: ``values[start:]`` (all bytes), one
         timestamp, key and headers, into ``tp``, until ``budget`` estimated bytes were
         appended (the record crossing it included, as the sticky partitioner counts)
         or the buffer has no room. Futures go to ``out``. Returns (next index, bytes
         appended, wake_sender). Batches, sizes and futures are exactly what one
-        ``append`` per record would make; only the per-record calls are gone.
-        """
-        fixed = RECORD_OVERHEAD + (len(key) if key is not None else 0)
-        if headers:
-            fixed += headers_size(headers)
-        i, n, appended, wake = start, len(values), 0, False
-        while i < n and appended < budget:
-            size = fixed + len(values[i])
-            if self._used + size > self._buffer_memory:
-                self._refuse(size)
-                break
-            part = self._parts.get(tp)
-            batch = part.open if part is not None else None
-            if batch is None or not batch.appendable or batch.size + size > batch.capacity:
-                value = values[i]
-                out.append(self._append_new_batch(tp, timestamp, key, value, headers, size, now))
-                i, appended, wake = i + 1, appended + size, True
-                continue
-            i, run = self._fill(batch, timestamp, key, values, i, fixed, budget - appended,
-                                headers, out)  # fmt: skip
-            appended += run
-            wake = wake or batch.size >= batch.capacity
-        return i, appended, wake
-
-    def _fill(self, batch: ProducerBatch, timestamp: int, key: bytes | None,
-              values: Sequence[bytes], start: int, fixed: int, budget: int, headers: Headers,
-              out: list[DeliveryFuture]) -> tuple[int, int]:  # fmt: skip
-        """Append the run of ``values[start:]`` that fits the open ``batch``, the
-        buffer and ``budget``; returns (next index, bytes). Counting first and then
-        extending the lists through zip/map keeps the per-record work in C."""
-        room = min(batch.capacity - batch.size, self._buffer_memory - self._used)
-        total, stop, end = 0, start, len(values)
-        while stop < end and total < budget:
-            size = fixed + len(values[stop])
-            if total + size > room:
-                break
-            total += size
-            stop += 1
-        count = stop - start
-        records, base = batch.records, len(batch.records)
-        records += zip(repeat(timestamp, count), repeat(key, count), values[start:stop],
-                       repeat(headers, count), strict=True)  # fmt: skip
-        futures = list(map(DeliveryFuture, repeat(batch.outcome, count),
-                           range(base, base + count), repeat(timestamp, count)))  # fmt: skip
-        batch.futures += futures
-        out += futures
-        batch.size += total
-        self._used += total
-        return stop, total
+        ``append`` per record would make; only the per-record calls are gone."""
+        return append_values(self, tp, timestamp, key, values, start, budget, headers, now, out)
 
     def _refuse(self, size: int) -> None:
         if size + BATCH_OVERHEAD > self._buffer_memory:
@@ -387,6 +361,8 @@ class RecordAccumulator:
     def complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int = -1) -> None:
         """The broker wrote ``batch`` at ``base_offset`` (-1 if unknown)."""
         self._release_in_flight(batch)
+        if self._ratios is not None and batch.records_size:
+            self._ratios.observe(batch.topic, batch.compression_ratio)
         if not batch.done:
             batch.succeed(base_offset, log_append_time)
         self._deallocate(batch)
@@ -429,6 +405,8 @@ class RecordAccumulator:
             self._deallocate(batch)
             return []
         halves = batch.split()
+        if self._ratios is not None:
+            self._ratios.reset(batch.topic)  # it compressed worse than estimated
         for half in halves:
             half.retry_at_ms = now  # new QUEUED batches; the broker is fine: no backoff
             self._insert_in_order(part, half)
@@ -546,6 +524,15 @@ class RecordAccumulator:
                 aborted.append(self._fail_queued(part, error_factory))
         return aborted
 
+    def fail_queued(self, error_factory: ErrorFactory) -> list[ProducerBatch]:
+        """Fail every queued (undrained) batch and return them; in-flight batches are
+        left to finish. A transaction's abort: nothing of it may be sent any more."""
+        failed: list[ProducerBatch] = []
+        for part in self._parts.values():
+            while part.batches:
+                failed.append(self._fail_queued(part, error_factory))
+        return failed
+
     # -- flush and close ---------------------------------------------------------------
 
     def begin_flush(self) -> list[ProducerBatch]:
@@ -590,9 +577,23 @@ class RecordAccumulator:
         return list(part.batches) if part is not None else []
 
     def queued_bytes(self, tp: TP) -> int:
-        """Estimated bytes waiting for ``tp`` (the adaptive partitioner's load)."""
+        """Estimated bytes waiting for ``tp`` (queued, not yet sent)."""
         part = self._parts.get(tp)
         return sum(b.size for b in part.batches) if part is not None else 0
+
+    def partition_loads(self, topic: str, partitions: Sequence[int]) -> list[int]:
+        """The adaptive sticky partitioner's load (a ``LoadFunction``): per partition,
+        its batches queued *or in flight*, as bytes of ``batch_size`` each (the Java
+        client weighs partitions by this queue length too). A slow or unreachable
+        leader leaves both growing (in flight first, then queued once max_in_flight
+        is reached), so its partitions get fewer new keyless records. O(1) per
+        partition: it runs at every sticky switch."""
+        parts, unit = self._parts, self._batch_size
+        loads: list[int] = []
+        for partition in partitions:
+            part = parts.get((topic, partition))
+            loads.append(0 if part is None else (len(part.batches) + len(part.inflight)) * unit)
+        return loads
 
     def is_recovering(self, tp: TP) -> bool:
         part = self._parts.get(tp)

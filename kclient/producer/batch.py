@@ -3,12 +3,15 @@
 Theory of operation
 -------------------
 A batch is created by the accumulator when a record does not fit the open
-batch of its partition. Appending stores the record *unencoded* (a tuple of
-references to the caller's bytes) and bumps a size estimate; encoding happens
-once, at drain time, through a :class:`BatchEncoder` (the adapter to
-``protocol.records``). Keeping append to "append a tuple, add an int" is what
-makes the per-record path cheap, and keeping the records unencoded makes
-splitting (MESSAGE_TOO_LARGE) and re-stamping a new producer epoch trivial.
+batch of its partition. Appending encodes the record at once into the batch's
+:class:`~protocol.records.writer.RecordsWriter` buffer and bumps a size
+estimate, so a queued record holds its encoded bytes and nothing else (no
+per-record tuple or future is kept, no reference to the caller's value): that
+is what makes ``buffer_memory`` a bound on memory, not just on a count. At
+drain time :meth:`ProducerBatch.build` packs the header (and compresses) once
+through a :class:`BatchEncoder` and drops the writer; a retry under a new
+epoch or sequence restamps the header of the built bytes. Splitting
+(MESSAGE_TOO_LARGE, rare) decodes the built bytes and re-encodes two halves.
 
 Lifecycle (``BatchState``, legal moves in ``_TRANSITIONS``)::
 
@@ -19,31 +22,26 @@ Lifecycle (``BatchState``, legal moves in ``_TRANSITIONS``)::
       │  └─expired/abort─┼──────────────────────> FAILED_*
       └────retry─────────┘
 
-Every record gets a :class:`DeliveryFuture`. The futures of one batch share a
-single :class:`_Outcome`, so completing a batch is O(1) however many records
-it holds; ``RecordMetadata`` is only built when someone asks for it. An outcome
-resolves exactly once (a second resolve raises: it would be a Sender bug), and
-a record belongs to exactly one live outcome (splitting re-points the futures
-before the old batch is retired), so every future resolves exactly once.
-
-Awaiting a future does not need an event loop at creation time: the
-``anyio.Event`` is created lazily by the first awaiter, inside its loop.
-Cancelling an ``await`` only stops that waiter; the record is still delivered
-(or failed) and the future still resolves: a delivery cannot be withdrawn once
-accepted (reliability.md P2c).
+Every record gets a :class:`DeliveryFuture` (``delivery.py``), a handle on the
+batch's shared outcome that the batch itself does not keep.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Sequence
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 
-from kclient.structs import RecordMetadata
-from protocol.records import BatchBuilder, Codec, rewrite_batch_header
+from kclient.producer.delivery import (
+    DeliveryFuture,
+    DeliveryState,
+    IllegalBatchTransition,
+    Outcome,
+)
+from protocol.records import Codec, RecordBatch, read_batches, rewrite_batch_header
+from protocol.records.writer import RecordsWriter
 
 __all__ = [
     "BATCH_OVERHEAD",
@@ -60,8 +58,6 @@ __all__ = [
     "headers_size",
     "records_encoder",
 ]
-
-log = logging.getLogger("kclient.producer")
 
 Headers = Sequence[tuple[str, bytes | None]]
 # (timestamp_ms, key, value, headers) exactly as handed to append().
@@ -98,15 +94,16 @@ def headers_size(headers: Headers) -> int:
 
 
 class BatchEncoder(Protocol):
-    """Adapter to ``protocol.records``: encode one RecordBatch v2 to bytes.
+    """Finishes one RecordBatch v2: header packing and compression.
 
-    Offsets deltas are the record indexes; the base timestamp is the first
-    record's. Compression is the encoder's business (it is bound at creation).
+    The records are already encoded in ``writer``; offset deltas are the record
+    indexes and the base timestamp is the first record's. Compression is the
+    encoder's business (it is bound at creation).
     """
 
     def __call__(
         self,
-        records: Sequence[Record],
+        writer: RecordsWriter,
         *,
         producer_id: int,
         producer_epoch: int,
@@ -116,39 +113,26 @@ class BatchEncoder(Protocol):
 
 
 def records_encoder(codec: Codec | int = Codec.NONE, level: int | None = None) -> BatchEncoder:
-    """The production :class:`BatchEncoder`: ``protocol.records.build_batch``."""
+    """The production :class:`BatchEncoder`: ``RecordsWriter.finish`` with ``codec``."""
 
     def encode(
-        records: Sequence[Record],
+        writer: RecordsWriter,
         *,
         producer_id: int,
         producer_epoch: int,
         base_sequence: int,
         transactional: bool,
     ) -> bytes:
-        # Our 4-tuples have NewRecord's layout, so the builder takes them as they are,
-        # all in one call (extend keeps its state in locals across the loop).
-        builder = BatchBuilder(
+        return writer.finish(
             codec=codec,
-            compression_level=level,
+            level=level,
             producer_id=producer_id,
             producer_epoch=producer_epoch,
             base_sequence=base_sequence,
             is_transactional=transactional,
         )
-        builder.extend(records)
-        return builder.build()
 
     return encode
-
-
-class DeliveryState(Enum):
-    """How a record's delivery ended (or that it has not yet)."""
-
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    NOT_PERSISTED = "not_persisted"  # the broker definitely did not write it
-    POSSIBLY_PERSISTED = "possibly_persisted"  # it may be in the log: do not blindly resend
 
 
 class BatchState(Enum):
@@ -185,138 +169,6 @@ _FAILED_STATE = {
 }
 
 
-class IllegalBatchTransition(RuntimeError):
-    """A batch was asked to move where its lifecycle does not allow (a Sender bug)."""
-
-
-DoneCallback = Callable[["DeliveryFuture"], object]
-
-
-class _Outcome:
-    """The shared result of the records of one batch; resolves exactly once."""
-
-    __slots__ = (
-        "base_offset",
-        "callbacks",
-        "error",
-        "event",
-        "log_append_time",
-        "partition",
-        "state",
-        "topic",
-    )
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.state = DeliveryState.PENDING
-        self.base_offset = -1
-        self.log_append_time = -1
-        self.error: BaseException | None = None
-        self.event: anyio.Event | None = None
-        self.callbacks: list[tuple[DeliveryFuture, DoneCallback]] | None = None
-
-    def resolve(
-        self,
-        state: DeliveryState,
-        base_offset: int,
-        log_append_time: int,
-        error: BaseException | None,
-    ) -> None:
-        if self.state is not DeliveryState.PENDING:
-            raise IllegalBatchTransition(f"outcome already {self.state.value}")
-        self.state = state
-        self.base_offset = base_offset
-        self.log_append_time = log_append_time
-        self.error = error
-        self.wake()
-        callbacks, self.callbacks = self.callbacks, None
-        for future, callback in callbacks or ():
-            _run_callback(future, callback)
-
-    def wake(self) -> None:
-        if self.event is not None:
-            self.event.set()
-            self.event = None
-
-
-def _run_callback(future: DeliveryFuture, callback: DoneCallback) -> None:
-    # Callbacks run inside the Sender; one raising must not stop deliveries.
-    try:
-        callback(future)
-    except Exception:
-        log.exception("delivery callback %r raised", callback)
-
-
-class DeliveryFuture:
-    """The pending result of one sent record: await it, poll it, or add callbacks.
-
-    ``await future`` returns :class:`RecordMetadata` or raises the delivery
-    error. ``state`` tells a failure that may have reached the log
-    (POSSIBLY_PERSISTED) from one that certainly did not (NOT_PERSISTED).
-    The records of one failed batch share one exception instance.
-    """
-
-    __slots__ = ("_index", "_outcome", "timestamp")
-
-    def __init__(self, outcome: _Outcome, index: int, timestamp: int) -> None:
-        self._outcome = outcome
-        self._index = index  # offset delta inside the batch
-        self.timestamp = timestamp
-
-    def done(self) -> bool:
-        return self._outcome.state is not DeliveryState.PENDING
-
-    @property
-    def state(self) -> DeliveryState:
-        return self._outcome.state
-
-    def result(self) -> RecordMetadata:
-        """The metadata; raises the delivery error, or RuntimeError if still pending."""
-        outcome = self._outcome
-        if outcome.state is DeliveryState.SUCCEEDED:
-            offset = outcome.base_offset + self._index if outcome.base_offset >= 0 else -1
-            ts = outcome.log_append_time if outcome.log_append_time >= 0 else self.timestamp
-            return RecordMetadata(outcome.topic, outcome.partition, offset, ts)
-        if outcome.error is not None:
-            # A fresh traceback per raise: the instance is shared by many records.
-            raise outcome.error.with_traceback(None)
-        raise RuntimeError("delivery not complete")
-
-    def exception(self) -> BaseException | None:
-        """The delivery error, None on success; RuntimeError if still pending."""
-        if not self.done():
-            raise RuntimeError("delivery not complete")
-        return self._outcome.error
-
-    def add_done_callback(self, callback: DoneCallback) -> None:
-        """Call ``callback(future)`` once, when the delivery resolves (now, if it has)."""
-        outcome = self._outcome
-        if outcome.state is not DeliveryState.PENDING:
-            _run_callback(self, callback)
-        elif outcome.callbacks is None:
-            outcome.callbacks = [(self, callback)]
-        else:
-            outcome.callbacks.append((self, callback))
-
-    async def wait(self) -> RecordMetadata:
-        # Loop: a split moves this record to a new outcome and wakes the old
-        # one's waiters without resolving them; they then wait on the new one.
-        while self._outcome.state is DeliveryState.PENDING:
-            outcome = self._outcome
-            if outcome.event is None:
-                outcome.event = anyio.Event()
-            await outcome.event.wait()
-        return self.result()
-
-    def __await__(self) -> Generator[Any, None, RecordMetadata]:
-        return self.wait().__await__()
-
-    def __repr__(self) -> str:
-        o = self._outcome
-        return f"<DeliveryFuture {o.topic}-{o.partition}[{self._index}] {o.state.value}>"
-
-
 class ProducerBatch:
     """Records for one partition, sent and acknowledged as a unit."""
 
@@ -329,20 +181,22 @@ class ProducerBatch:
         "base_sequence",
         "capacity",
         "charged",
+        "count",
         "created_ms",
-        "futures",
         "order",
         "outcome",
         "partition",
         "possibly_persisted",
         "producer_epoch",
         "producer_id",
-        "records",
+        "records_size",
         "retry_at_ms",
         "size",
         "state",
         "topic",
         "tp",
+        "wire_records_size",
+        "writer",
     )
 
     def __init__(
@@ -353,10 +207,13 @@ class ProducerBatch:
         self.created_ms = created_ms
         self.capacity = capacity
         self.order = order  # position in the partition's send order (splits extend it)
-        self.size = BATCH_OVERHEAD
-        self.records: list[Record] = []
-        self.futures: list[DeliveryFuture] = []
-        self.outcome = _Outcome(self.topic, self.partition)
+        self.size = BATCH_OVERHEAD  # estimated (upper bound), what the buffer is charged
+        self.count = 0  # records appended
+        # The records, encoded as they arrive; None once built (the bytes live on there).
+        self.writer: RecordsWriter | None = RecordsWriter()
+        self.records_size = 0  # encoded records bytes, uncompressed (set at build)
+        self.wire_records_size = 0  # the same after compression (set at build)
+        self.outcome = Outcome(self.topic, self.partition)
         self.state = BatchState.QUEUED
         self.appendable = True  # only the newest QUEUED batch of a partition, never sent
         self.charged = True  # `size` bytes are counted in the accumulator's buffer
@@ -385,21 +242,23 @@ class ProducerBatch:
         The first record always fits, so a record larger than the capacity gets
         a batch of its own.
         """
-        records = self.records
-        if records and self.size + size > self.capacity:
+        count = self.count
+        if count and self.size + size > self.capacity:
             self.appendable = False
             return None
-        future = DeliveryFuture(self.outcome, len(records), timestamp)
-        records.append((timestamp, key, value, headers))
-        self.futures.append(future)
+        writer = self.writer
+        if writer is None or not self.appendable:
+            raise IllegalBatchTransition(f"batch {self.topic}-{self.partition} is closed")
+        writer.append(timestamp, key, value, headers)
+        self.count = count + 1
         self.size += size
-        return future
+        return DeliveryFuture(self.outcome, count, timestamp)
 
     # -- inspection -----------------------------------------------------------
 
     @property
     def record_count(self) -> int:
-        return len(self.records)
+        return self.count
 
     @property
     def done(self) -> bool:
@@ -414,11 +273,32 @@ class ProducerBatch:
         return self.outcome.state
 
     @property
+    def records(self) -> list[Record]:
+        """The records as ``(timestamp, key, value, headers)``, decoded from the
+        batch's bytes: for splitting, inspection and tests, not for hot paths.
+        Empty once the batch has resolved (its bytes are gone)."""
+        data = self._built
+        if data is None:
+            if self.writer is None or not self.count:
+                return []
+            data = self.writer.finish()
+        (batch,) = read_batches(data)
+        assert isinstance(batch, RecordBatch)  # written by us: always v2
+        return [(r.timestamp, r.key, r.value, tuple(r.headers)) for r in batch.records()]
+
+    @property
+    def compression_ratio(self) -> float:
+        """Wire / uncompressed size of the records at the last build (1.0 before)."""
+        if not self.records_size:
+            return 1.0
+        return self.wire_records_size / self.records_size
+
+    @property
     def last_sequence(self) -> int:
         """Sequence of the last record (wrapping), or -1 with no sequence."""
         if self.base_sequence < 0:
             return -1
-        return (self.base_sequence + len(self.records) - 1) & SEQUENCE_MASK
+        return (self.base_sequence + self.count - 1) & SEQUENCE_MASK
 
     async def wait(self) -> None:
         """Return once every record of the batch has resolved (for flush); never raises."""
@@ -469,37 +349,48 @@ class ProducerBatch:
         self.outcome.resolve(state, -1, -1, error)
 
     def _release_records(self) -> None:
-        # The encoded copy is no longer needed once resolved. The records list
-        # stays (record_count and last_sequence still matter to the
-        # idempotence bookkeeping); the accumulator drops the batch soon after.
+        # Resolved: neither the encoded records nor the wire bytes are needed again
+        # (count and the sequence fields stay for the idempotence bookkeeping).
         self._built = None
+        self.writer = None
 
     # -- encoding -------------------------------------------------------------
 
     def build(self, encoder: BatchEncoder, *, transactional: bool = False) -> bytes:
-        """The wire bytes for the current producer state (cached across retries)."""
+        """The wire bytes for the current producer state (cached across retries).
+
+        The first build closes the batch to appends and drops the writer: from
+        then on the built bytes are the only copy of the records.
+        """
         key = (self.producer_id, self.producer_epoch, self.base_sequence, transactional)
-        if self._built is not None and self._built_for != key:
-            # Retried under a new epoch/sequence: restamp the header (one copy
-            # and a CRC) instead of encoding and compressing again.
-            self._built = rewrite_batch_header(
-                self._built,
-                producer_id=self.producer_id,
-                producer_epoch=self.producer_epoch,
-                base_sequence=self.base_sequence,
-                is_transactional=transactional,
-            )
-            self._built_for = key
-        elif self._built is None:
-            self._built = encoder(
-                self.records,
-                producer_id=self.producer_id,
-                producer_epoch=self.producer_epoch,
-                base_sequence=self.base_sequence,
-                transactional=transactional,
-            )
-            self._built_for = key
-        return self._built
+        if self._built is not None:
+            if self._built_for != key:
+                # Retried under a new epoch/sequence: restamp the header (one copy
+                # and a CRC) instead of encoding and compressing again.
+                self._built = rewrite_batch_header(
+                    self._built,
+                    producer_id=self.producer_id,
+                    producer_epoch=self.producer_epoch,
+                    base_sequence=self.base_sequence,
+                    is_transactional=transactional,
+                )
+                self._built_for = key
+            return self._built
+        writer = self.writer
+        if writer is None:
+            raise IllegalBatchTransition(f"batch {self.topic}-{self.partition} has no records")
+        built = encoder(
+            writer,
+            producer_id=self.producer_id,
+            producer_epoch=self.producer_epoch,
+            base_sequence=self.base_sequence,
+            transactional=transactional,
+        )
+        self.records_size = writer.records_size
+        self.wire_records_size = len(built) - BATCH_OVERHEAD
+        self._built, self._built_for, self.writer = built, key, None
+        self.appendable = False
+        return built
 
     # -- splitting ------------------------------------------------------------
 
@@ -509,40 +400,37 @@ class ProducerBatch:
         The halves keep the producer id and epoch and cover the same sequence
         range (first half from ``base_sequence``), which is safe because the
         broker rejected the whole batch (MESSAGE_TOO_LARGE writes nothing).
+        The records come back from the built bytes (see :attr:`records`).
         """
-        count = len(self.records)
+        count = self.count
         if count < 2:
             raise ValueError("cannot split a batch of fewer than two records")
+        records = self.records
         self._transition_to(BatchState.SPLIT)
         middle = count // 2
-        halves = (self._half(0, middle, (0,)), self._half(middle, count, (1,)))
+        halves = (
+            self._half(records[:middle], (0,)),
+            self._half(records[middle:], (1,)),
+        )
         if self.base_sequence >= 0:
             second_base = (self.base_sequence + middle) & SEQUENCE_MASK
             halves[1].set_producer_state(self.producer_id, self.producer_epoch, second_base)
         self._children = halves
-        self._move_callbacks()
-        self.records, self.futures, self._built = [], [], None
+        self._built = None
+        self.writer = None
+        self.outcome.split_into(middle, halves[0].outcome, halves[1].outcome)
         return halves
 
-    def _half(self, start: int, stop: int, suffix: tuple[int, ...]) -> ProducerBatch:
+    def _half(self, records: Sequence[Record], suffix: tuple[int, ...]) -> ProducerBatch:
         half = ProducerBatch(self.tp, self.created_ms, self.capacity, self.order + suffix)
-        half.records = self.records[start:stop]
-        half.futures = self.futures[start:stop]
-        # Per-record sizes are not kept; share the estimate in proportion.
-        share = (self.size - BATCH_OVERHEAD) * (stop - start) // len(self.records)
-        half.size = BATCH_OVERHEAD + share
+        writer = half.writer
+        assert writer is not None  # a new batch always has one
+        for timestamp, key, value, headers in records:
+            writer.append(timestamp, key, value, headers)
+            half.size += estimate_record_size(key, value, headers)
+        half.count = len(records)
         half.appendable = False
         half.attempts = self.attempts
         half.possibly_persisted = self.possibly_persisted
         half.set_producer_state(self.producer_id, self.producer_epoch, self.base_sequence)
-        for index, future in enumerate(half.futures):
-            future._outcome = half.outcome
-            future._index = index
         return half
-
-    def _move_callbacks(self) -> None:
-        old = self.outcome
-        for future, callback in old.callbacks or ():
-            future.add_done_callback(callback)  # now registers on the new outcome
-        old.callbacks = None
-        old.wake()  # waiters re-check and move to their new outcome

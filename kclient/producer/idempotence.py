@@ -200,8 +200,12 @@ class IdempotenceManager:
         retries: int = 2**31 - 1,
         is_retriable: Callable[[int], bool] = _RETRIABLE.__contains__,
         first_sequence: int = 0,
+        external_init: bool = False,
     ) -> None:
         self.enabled = enabled
+        # A transactional producer's id comes from the transaction coordinator
+        # (TransactionManager); the Sender then never sends its own InitProducerId.
+        self.external_init = external_init
         self._delivery_timeout_ms = delivery_timeout_ms
         self._retries = retries
         self._is_retriable = is_retriable
@@ -232,6 +236,8 @@ class IdempotenceManager:
         A bump waits for ``in_flight`` (the accumulator's in-flight batch count)
         to reach 0, so that no batch of the old epoch can land after it.
         """
+        if self.external_init:
+            return False
         if self.state is ProducerIdState.UNINITIALIZED:
             return True
         return self.state is ProducerIdState.BUMP_PENDING and in_flight == 0
@@ -257,6 +263,22 @@ class IdempotenceManager:
         if self.generation > 1:
             self._first_sequence = 0  # the test hook applies to the first epoch only
         self._partitions.clear()
+
+    def adopt_producer_id(self, producer_id: int, producer_epoch: int) -> None:
+        """Take an id/epoch obtained elsewhere (the transaction coordinator's
+        InitProducerId) as a successful init: every partition restarts at sequence 0."""
+        if self.state is ProducerIdState.FATAL:
+            return
+        if self.state is ProducerIdState.READY:
+            self._transition_to(ProducerIdState.BUMP_PENDING)
+        if self.state is not ProducerIdState.INITIALIZING:
+            self.begin_init()
+        self.on_init_success(producer_id, producer_epoch)
+
+    @property
+    def bump_pending(self) -> bool:
+        """A new epoch is needed before anything more can be sent."""
+        return self.state is ProducerIdState.BUMP_PENDING
 
     def on_init_failure(self, error_code: int, *, fatal: bool) -> None:
         if fatal:

@@ -21,6 +21,11 @@ path: per sticky stint one ``append_values`` fills whole batches through zip/map
 with the cyclic GC paused (no await inside); anything else appends per record. One
 checkpoint at the end either way.
 
+Transactions (``transactional_id=...``): the methods live in txn_api.py
+(:class:`TransactionalProducer`); ``init_transactions()`` runs in :meth:`start`, and
+every record's partition is registered with the TransactionManager before it is
+appended (which refuses a send outside a transaction).
+
 Backpressure: when the buffer is full, ``send`` waits for space in FIFO order with
 the other blocked senders, up to ``max_block_ms``, then raises :class:`BufferFullError`.
 """
@@ -61,6 +66,9 @@ from kclient.producer.partitioner import (
     partition_for_key,
 )
 from kclient.producer.sender import Sender
+from kclient.producer.transactions import TransactionManager
+from kclient.producer.txn_api import TransactionalProducer
+from kclient.producer.txn_plans import TxnOperation
 from kclient.structs import RecordMetadata
 from protocol.compression import Codec
 from protocol.errors import RecordTooLargeError, error_for_code
@@ -129,8 +137,8 @@ def _check_headers(headers: Iterable[tuple[str, bytes | None]]) -> tuple[Any, ..
     return tuple(checked)
 
 
-class AsyncProducer:
-    """Idempotent, batching Kafka producer (see the module docstring)."""
+class AsyncProducer(TransactionalProducer):
+    """Idempotent, batching, optionally transactional Kafka producer (module docstring)."""
 
     def __init__(
         self,
@@ -157,10 +165,20 @@ class AsyncProducer:
             retries=config.retries,
             is_retriable=lambda code: error_for_code(code).retriable,
             first_sequence=_first_sequence,
+            external_init=config.transactional_id is not None,
         )
+        self._txn: TransactionManager | None = None
+        if config.transactional_id is not None:  # the config has checked idempotence
+            self._txn = TransactionManager(
+                config.transactional_id,
+                transaction_timeout_ms=config.transaction_timeout_ms,
+                retry_backoff_ms=config.retry_backoff_ms,
+                retry_backoff_max_ms=config.retry_backoff_max_ms,
+            )
+        self._txn_ops: dict[str, TxnOperation] = {}
         self._acc = RecordAccumulator(config, idempotence=self._idem)
         self._acc.on_space_freed = self._on_space_freed
-        self._sticky = StickyPartitioner(config.batch_size)
+        self._sticky = StickyPartitioner(config.batch_size, load=self._acc.partition_loads)
         self._partitioner: Partitioner = partitioner or DefaultPartitioner(
             self._sticky, ignore_keys=config.partitioner_ignore_keys
         )
@@ -204,12 +222,21 @@ class AsyncProducer:
             self._metadata = runtime.metadata
             self._space_lock = anyio.Lock()
             self._sender = Sender(
-                self.config, runtime.pool, runtime.metadata, self._acc, self._idem, self._encoder
+                self.config,
+                runtime.pool,
+                runtime.metadata,
+                self._acc,
+                self._idem,
+                self._encoder,
+                transactions=self._txn,
             )
             self._now = _loop_clock_ms()
             await runtime.start_driver(self._sender.run)
             await runtime.metadata.refresh(self.config.max_block_ms)
+            if self._txn is not None:
+                await self.init_transactions()
         except BaseException:
+            self._sender = None
             await runtime.stop()
             raise
         self._open = True
@@ -276,7 +303,8 @@ class AsyncProducer:
             raise IllegalStateError("the producer is not started; use `async with` or start()")
         sender = self._sender
         if sender is not None and sender.fatal_error is not None:
-            raise sender.fatal_error
+            fatal = self._txn.fatal_error() if self._txn is not None else None
+            raise fatal or sender.fatal_error  # the transactional form when there is one
         return self._metadata
 
     # -- sending --------------------------------------------------------------------------
@@ -313,6 +341,8 @@ class AsyncProducer:
         if (len(value) if value else 0) + (len(key) if key else 0) > self._size_guard:
             self._check_size(key, value, headers)
         tp = tinfo.tps[partition]
+        if self._txn is not None:
+            self._txn.add_partition(tp)  # raises outside a transaction
         ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
         # Others waiting for space go first (FIFO).
         result = None if self._blocked else self._acc.append(tp, ts, key, value, headers, self._now)
@@ -519,6 +549,8 @@ class AsyncProducer:
         while i < n:
             state = sticky.state(topic, tinfo.all, tinfo.available)
             tp = tinfo.tps[state.partition]
+            if self._txn is not None:
+                self._txn.add_partition(tp)
             stop = i
             if not self._blocked:  # others waiting for space go first (FIFO)
                 budget = self._sticky_bytes - state.produced
@@ -563,6 +595,8 @@ class AsyncProducer:
             if p is None:
                 p = choose(topic, k, tinfo)
             tp = (topic, p)
+            if self._txn is not None:
+                self._txn.add_partition(tp)
             result = None if self._blocked else acc_append(tp, ts, k, v, h, now)
             if result is None:
                 assert self._sender is not None

@@ -31,6 +31,14 @@ which resets every sequence just the same.
 
 Abort (fatal error, ``close(timeout=)`` running out): every batch fails, and responses
 still out are ignored (``_generation``).
+
+Transactions (``transactional_id``; docs/design-notes/transactions.md): the
+:class:`TxnDriver` is stepped once per loop and sends the TransactionManager's requests
+(its InitProducerId replaces the idempotent one above). A partition's batches are held
+(reported under the pseudo leader ``_HELD``, never drained) until AddPartitionsToTxn
+added it; while the transaction aborts, queued batches fail as
+:class:`TransactionAbortedError`; every failed, expired or epoch-bumping produce result
+is reported to the manager, which makes the transaction abortable.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from kclient.errors import (
     KafkaConnectionError,
     KafkaError,
     ProducerClosedError,
+    TransactionAbortedError,
 )
 from kclient.net.backoff import Backoff
 from kclient.net.pool import ConnectionPool
@@ -64,6 +73,9 @@ from kclient.producer.idempotence import (
     Decision,
     IdempotenceManager,
 )
+from kclient.producer.transactions import TransactionManager, TxnState
+from kclient.producer.txn_driver import TxnDriver
+from kclient.producer.txn_plans import RECORD_EXPIRED
 from protocol.api import Response
 from protocol.errors import error_for_code
 from protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
@@ -82,6 +94,12 @@ log = logging.getLogger("kclient.producer.sender")
 TP = tuple[str, int]
 _MIN_BUMP_VERSION = 3  # InitProducerId with producer id/epoch (KIP-360)
 _POLL_MS = 250.0  # re-check cadence while anything is pending (expiry, lost wake-ups)
+_HELD = -1  # pseudo leader of a partition not yet added to the transaction: never drained
+# Produce outcomes that doom the open transaction (reliability.md 1.5 rule 5).
+_TXN_FAILURES = frozenset(
+    {Action.FAIL, Action.BUMP_EPOCH_AND_FAIL, Action.BUMP_EPOCH_AND_RETRY, Action.FATAL}
+)
+_OPEN_TXN = (TxnState.IN_TRANSACTION, TxnState.ABORTABLE_ERROR)
 
 
 def delivery_error(code: int, state: DeliveryState, batch: ProducerBatch) -> BaseException:
@@ -114,6 +132,7 @@ class Sender:
         encoder: BatchEncoder,
         *,
         clock: Callable[[], float] = now_ms,
+        transactions: TransactionManager | None = None,
     ) -> None:
         self._config = config
         self._pool = pool
@@ -138,6 +157,21 @@ class Sender:
         self._tg: anyio.abc.TaskGroup | None = None
         self.fatal_error: BaseException | None = None
         self.stopped = anyio.Event()
+        self._forced = False  # abort() ran: stop without waiting for transactional work
+        self._txn = transactions
+        self._txn_deadline: float | None = None
+        self.txn_driver: TxnDriver | None = None
+        if transactions is not None:
+            self.txn_driver = TxnDriver(
+                transactions,
+                pool,
+                metadata,
+                request_timeout_ms=config.request_timeout_ms,
+                clock=clock,
+                on_producer_id=self._on_producer_id,
+                on_fatal=self._fail_fatally,
+                wake=self.wake,
+            )
 
     # -- control (called by the facade) -------------------------------------------------
 
@@ -149,11 +183,15 @@ class Sender:
         """Send everything queued, then stop once nothing is queued or in flight."""
         self._closing = True
         self._acc.close()
+        txn = self._txn
+        if txn is not None and txn.state in _OPEN_TXN:
+            txn.abort_transaction()  # as Java's producer: an open transaction is aborted
         self.wake()
 
     def abort(self, error: BaseException | None = None) -> None:
         """Fail every queued and in-flight batch now; later responses are ignored."""
         self._generation += 1
+        self._forced = True
 
         def factory(batch: ProducerBatch, state: DeliveryState) -> BaseException:
             if error is not None:
@@ -187,7 +225,9 @@ class Sender:
         acc = self._acc
         if self.fatal_error is not None:
             return acc.in_flight_count == 0 and not acc.has_queued
-        return self._closing and acc.in_flight_count == 0 and not acc.has_queued
+        if not self._closing or acc.in_flight_count or acc.has_queued:
+            return False
+        return self._txn is None or self._forced or not self._txn.busy
 
     async def _run_once(self) -> None:
         now = self._clock()
@@ -196,11 +236,14 @@ class Sender:
             return
         self._expire(now)
         leader_for = self._leader_lookup()
+        if self._txn is not None:
+            self._step_transactions(now)
+            leader_for = self._held(leader_for)
         ready = self._acc.ready(leader_for, now)
         if ready.unknown_leader_topics:
             self._metadata.add_topics(ready.unknown_leader_topics)
             self._metadata.request_update()
-        nodes = {node for node in ready.nodes if self._can_send_to(node)}
+        nodes = {node for node in ready.nodes if node != _HELD and self._can_send_to(node)}
         if nodes:
             drained = self._acc.drain(nodes, leader_for, self._max_request_size, now)
             for node, batches in drained.items():
@@ -210,6 +253,8 @@ class Sender:
         await self._sleep(self._wait_ms(ready.next_check_ms, bool(ready.unknown_leader_topics)))
 
     def _wait_ms(self, next_check_ms: float, awaiting_metadata: bool) -> float:
+        if self._txn_deadline is not None:  # a transactional retry's backoff ends then
+            next_check_ms = min(next_check_ms, max(0.0, self._txn_deadline - self._clock()))
         if not (self._acc.has_queued or self._acc.in_flight_count > 0):
             return next_check_ms
         # Expiry and metadata refreshes have no wake-up of their own: poll (responses,
@@ -265,12 +310,13 @@ class Sender:
 
     def _build_request(self, batches: Iterable[ProducerBatch]) -> ProduceRequest:
         topics: dict[str, list[PartitionProduceData]] = {}
-        encoder = self._encoder
+        encoder, transactional = self._encoder, self._txn is not None
         for batch in batches:
-            data = PartitionProduceData(index=batch.partition, records=batch.build(encoder))
+            records = batch.build(encoder, transactional=transactional)
+            data = PartitionProduceData(index=batch.partition, records=records)
             topics.setdefault(batch.topic, []).append(data)
         return ProduceRequest(
-            transactional_id=None,
+            transactional_id=self._config.transactional_id,
             acks=self._acks,
             timeout_ms=self._timeout_ms,
             topic_data=[TopicProduceData(name=t, partition_data=p) for t, p in topics.items()],
@@ -366,6 +412,8 @@ class Sender:
                 self._fail_fatally(error)
         if decision.refresh_metadata:
             self._metadata.request_update()
+        if self._txn is not None and action in _TXN_FAILURES:
+            self._txn_record_failed(decision.error_code or -1, action is not Action.FAIL)
 
     def _expire(self, now: float) -> None:
         timeout = self._config.delivery_timeout_ms
@@ -378,7 +426,10 @@ class Sender:
             )
 
         for batch in self._acc.expire(now, factory):
-            self._idem.handle_expired(batch)
+            decision = self._idem.handle_expired(batch)
+            if self._txn is not None:
+                bump = decision.action is Action.BUMP_EPOCH_AND_FAIL
+                self._txn_record_failed(RECORD_EXPIRED, bump)
 
     def _fail_fatally(self, error: BaseException) -> None:
         if self.fatal_error is None:
@@ -387,6 +438,53 @@ class Sender:
             if isinstance(error, KafkaError) and hasattr(error, "errno"):
                 self._idem.fail_fatally(int(error.errno))
             self.abort(error)
+
+    # -- transactions (docs/design-notes/transactions.md) --------------------------------
+
+    def _step_transactions(self, now: float) -> None:
+        txn, driver, acc = self._txn, self.txn_driver, self._acc
+        assert txn is not None and driver is not None and self._tg is not None
+        if not txn.accepts_records and acc.has_queued:  # aborting (by EndTxn or a bump)
+            for batch in acc.fail_queued(self._aborted_error):
+                if self._idem.handle_expired(batch).action is Action.BUMP_EPOCH_AND_FAIL:
+                    txn.request_bump()  # a sequence hole: the abort must bump the epoch
+        if self.fatal_error is None:
+            pending = acc.in_flight_count > 0 or acc.has_queued
+            self._txn_deadline = driver.step(self._tg, now, records_pending=pending)
+
+    def _held(self, leader_for: Callable[[TP], int | None]) -> Callable[[TP], int | None]:
+        """``leader_for`` that hides partitions not yet added to the transaction."""
+        added = self._txn.partition_ready if self._txn is not None else None
+        assert added is not None
+
+        def lookup(tp: TP) -> int | None:
+            leader = leader_for(tp)
+            return leader if leader is None or added(tp) else _HELD
+
+        return lookup
+
+    def _txn_record_failed(self, code: int, bump: bool) -> None:
+        txn, driver = self._txn, self.txn_driver
+        assert txn is not None and driver is not None
+        txn.on_record_failed(code)
+        if bump:
+            txn.request_bump()
+        error = txn.fatal_error()
+        if error is not None:
+            self._fail_fatally(error)
+        driver.signal()  # a commit waiting for its records now fails
+
+    def _on_producer_id(self, producer_id: int, epoch: int) -> None:
+        """The transaction coordinator gave a (new) id/epoch: sequences restart."""
+        self._idem.adopt_producer_id(producer_id, epoch)
+        self._acc.reset_producer_state(self._reset_error)
+
+    @staticmethod
+    def _aborted_error(batch: ProducerBatch, state: DeliveryState) -> BaseException:
+        return TransactionAbortedError(
+            f"the transaction was aborted before {batch.topic}-{batch.partition} was sent",
+            state,
+        )
 
     # -- producer id ----------------------------------------------------------------------
 

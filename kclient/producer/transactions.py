@@ -60,10 +60,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 
-from kclient.errors import KafkaError
-from kclient.producer._txn_errors import (
+from kclient.errors import (
+    KafkaError,
     ProducerFencedError,
     TransactionAbortableError,
     TransactionFatalError,
@@ -85,6 +84,7 @@ from kclient.producer.txn_plans import (
     RECORD_EXPIRED,
     TP,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    TRANSITIONS,
     UNKNOWN_PRODUCER_ID,
     AddOffsetsPlan,
     AddPartitionsPlan,
@@ -98,6 +98,7 @@ from kclient.producer.txn_plans import (
     TxnOperation,
     TxnPoll,
     TxnRequest,
+    TxnState,
     broker_retriable,
 )
 from kclient.structs import OffsetAndMetadata
@@ -106,36 +107,6 @@ __all__ = ["RECORD_EXPIRED", "TRANSITIONS", "TransactionManager", "TxnState"]
 
 
 _UNUSABLE = "the transactional producer is unusable"
-
-
-class TxnState(Enum):
-    UNINITIALIZED = "uninitialized"
-    INITIALIZING = "initializing"
-    READY = "ready"
-    IN_TRANSACTION = "in_transaction"
-    COMMITTING_TRANSACTION = "committing_transaction"
-    ABORTING_TRANSACTION = "aborting_transaction"
-    ABORTABLE_ERROR = "abortable_error"
-    END_TXN_UNKNOWN = "end_txn_unknown"  # EndTxn(commit) outcome unknown: must re-initialise
-    FATAL_ERROR = "fatal_error"
-
-
-_S = TxnState
-TRANSITIONS: dict[TxnState, frozenset[TxnState]] = {
-    _S.UNINITIALIZED: frozenset({_S.INITIALIZING, _S.FATAL_ERROR}),
-    _S.INITIALIZING: frozenset({_S.READY, _S.FATAL_ERROR}),
-    _S.READY: frozenset({_S.IN_TRANSACTION, _S.FATAL_ERROR}),
-    _S.IN_TRANSACTION: frozenset(
-        {_S.COMMITTING_TRANSACTION, _S.ABORTING_TRANSACTION, _S.ABORTABLE_ERROR, _S.FATAL_ERROR}
-    ),
-    _S.COMMITTING_TRANSACTION: frozenset(
-        {_S.READY, _S.ABORTABLE_ERROR, _S.END_TXN_UNKNOWN, _S.FATAL_ERROR}
-    ),
-    _S.ABORTING_TRANSACTION: frozenset({_S.READY, _S.INITIALIZING, _S.FATAL_ERROR}),
-    _S.ABORTABLE_ERROR: frozenset({_S.ABORTING_TRANSACTION, _S.FATAL_ERROR}),
-    _S.END_TXN_UNKNOWN: frozenset({_S.INITIALIZING, _S.FATAL_ERROR}),
-    _S.FATAL_ERROR: frozenset(),
-}
 
 
 @dataclass(slots=True)
@@ -299,7 +270,39 @@ class TransactionManager:
             self._bump_required = True  # its sequence may leave a hole
             self._to_abortable(error_code)
 
+    def request_bump(self) -> None:
+        """The idempotence layer needs a new epoch (a sequence hole, an unknown
+        producer id): the abort of this transaction re-initialises instead of EndTxn."""
+        if self.state is not TxnState.FATAL_ERROR:
+            self._bump_required = True
+
     # -- Sender side -------------------------------------------------------------
+
+    @property
+    def is_fatal(self) -> bool:
+        return self.state is TxnState.FATAL_ERROR
+
+    def fatal_error(self) -> TransactionFatalError | None:
+        """A fresh instance of the fatal error (None while usable)."""
+        if self._fatal is None:
+            return None
+        return type(self._fatal)(_UNUSABLE, self._fatal.error_code)
+
+    @property
+    def busy(self) -> bool:
+        """A user operation or a transactional request is still under way."""
+        waiting = (
+            TxnState.INITIALIZING,
+            TxnState.COMMITTING_TRANSACTION,
+            TxnState.ABORTING_TRANSACTION,
+        )
+        return self._in_flight is not None or self.state in waiting
+
+    @property
+    def accepts_records(self) -> bool:
+        """Whether batches may be queued now; any other batch belongs to a
+        transaction that is being (or was) aborted and must fail unsent."""
+        return self.state in (TxnState.IN_TRANSACTION, TxnState.COMMITTING_TRANSACTION)
 
     @property
     def is_aborting(self) -> bool:
@@ -331,6 +334,10 @@ class TransactionManager:
         if s is TxnState.INITIALIZING:
             return None if records_pending else self.create_init_producer_id()
         if s not in (TxnState.IN_TRANSACTION, TxnState.COMMITTING_TRANSACTION):
+            if s is TxnState.ABORTING_TRANSACTION and self._bump_required:
+                # A hole appeared after abort() decided on EndTxn: bump instead.
+                self._start_bump()
+                return None if records_pending else self.create_init_producer_id()
             if s is TxnState.ABORTING_TRANSACTION and not records_pending:
                 return self._end_or_finish(committed=False)
             return None

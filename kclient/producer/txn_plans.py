@@ -11,6 +11,7 @@ from enum import Enum
 
 from kclient.errors import KafkaError
 from kclient.producer.idempotence import NO_RESPONSE
+from kclient.producer.txn_types import ConsumerGroupMetadata
 from kclient.structs import OffsetAndMetadata
 from protocol.errors import error_for_code
 
@@ -18,6 +19,7 @@ __all__ = [
     "COORDINATOR_GROUP",
     "COORDINATOR_TRANSACTION",
     "RECORD_EXPIRED",
+    "TRANSITIONS",
     "AddOffsetsPlan",
     "AddPartitionsPlan",
     "EndTxnPlan",
@@ -30,6 +32,7 @@ __all__ = [
     "TxnOperation",
     "TxnPoll",
     "TxnRequest",
+    "TxnState",
     "broker_retriable",
 ]
 
@@ -39,6 +42,7 @@ RECORD_EXPIRED = -102
 UNKNOWN_SERVER_ERROR = -1
 REQUEST_TIMED_OUT = 7
 NETWORK_EXCEPTION = 13
+COORDINATOR_LOAD_IN_PROGRESS = 14
 COORDINATOR_NOT_AVAILABLE = 15
 NOT_COORDINATOR = 16
 CONCURRENT_TRANSACTIONS = 51
@@ -55,7 +59,10 @@ _FENCED = frozenset({PRODUCER_FENCED, INVALID_PRODUCER_EPOCH})
 # Fatal besides fencing: authorization of the id/cluster, INVALID_TXN_STATE,
 # UNSUPPORTED_VERSION, INVALID_TRANSACTION_TIMEOUT, TRANSACTION_COORDINATOR_FENCED.
 _FATAL = _FENCED | {TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 31, 35, 48, 50, 52}
-_COORDINATOR_MOVED = frozenset({COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR})
+# Find the coordinator again, then retry (a loading coordinator may be a new one).
+_COORDINATOR_MOVED = frozenset(
+    {COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR}
+)
 # EndTxn(commit) answers that prove the commit did not happen (the producer's
 # state was gone or KIP-890's TRANSACTION_ABORTABLE): the transaction is abortable.
 _REJECTED_COMMIT = frozenset({UNKNOWN_PRODUCER_ID, OUT_OF_ORDER_SEQUENCE_NUMBER, 49, 120})
@@ -64,6 +71,36 @@ _UNCONFIRMED = frozenset({NO_RESPONSE, REQUEST_TIMED_OUT, NETWORK_EXCEPTION, UNK
 
 def broker_retriable(code: int) -> bool:
     return code == NO_RESPONSE or error_for_code(code).retriable
+
+
+class TxnState(Enum):
+    UNINITIALIZED = "uninitialized"
+    INITIALIZING = "initializing"
+    READY = "ready"
+    IN_TRANSACTION = "in_transaction"
+    COMMITTING_TRANSACTION = "committing_transaction"
+    ABORTING_TRANSACTION = "aborting_transaction"
+    ABORTABLE_ERROR = "abortable_error"
+    END_TXN_UNKNOWN = "end_txn_unknown"  # EndTxn(commit) outcome unknown: must re-initialise
+    FATAL_ERROR = "fatal_error"
+
+
+_S = TxnState
+TRANSITIONS: dict[TxnState, frozenset[TxnState]] = {
+    _S.UNINITIALIZED: frozenset({_S.INITIALIZING, _S.FATAL_ERROR}),
+    _S.INITIALIZING: frozenset({_S.READY, _S.FATAL_ERROR}),
+    _S.READY: frozenset({_S.IN_TRANSACTION, _S.FATAL_ERROR}),
+    _S.IN_TRANSACTION: frozenset(
+        {_S.COMMITTING_TRANSACTION, _S.ABORTING_TRANSACTION, _S.ABORTABLE_ERROR, _S.FATAL_ERROR}
+    ),
+    _S.COMMITTING_TRANSACTION: frozenset(
+        {_S.READY, _S.ABORTABLE_ERROR, _S.END_TXN_UNKNOWN, _S.FATAL_ERROR}
+    ),
+    _S.ABORTING_TRANSACTION: frozenset({_S.READY, _S.INITIALIZING, _S.FATAL_ERROR}),
+    _S.ABORTABLE_ERROR: frozenset({_S.ABORTING_TRANSACTION, _S.FATAL_ERROR}),
+    _S.END_TXN_UNKNOWN: frozenset({_S.INITIALIZING, _S.FATAL_ERROR}),
+    _S.FATAL_ERROR: frozenset(),
+}
 
 
 class TxnAction(Enum):
@@ -84,14 +121,8 @@ class TxnDecision:
     error_code: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class GroupMetadata:
-    """The consumer's group identity, sent with TxnOffsetCommit (KIP-447)."""
-
-    group_id: str
-    generation_id: int = -1
-    member_id: str = ""
-    group_instance_id: str | None = None
+# The manager's name for the consumer's group identity (one type, owned by txn_types).
+GroupMetadata = ConsumerGroupMetadata
 
 
 @dataclass(frozen=True, slots=True)

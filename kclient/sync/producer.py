@@ -8,6 +8,11 @@ and callbacks added with ``add_done_callback`` run on the portal's event-loop th
 (they must not call this client). One ``send`` is one portal hop; ``send_many`` sends a
 whole batch in one.
 
+Transactions: the same methods as ``AsyncProducer`` (``begin_transaction``, ...), and
+``with producer.transaction():`` whose enter and exit run the async block's
+``__aenter__``/``__aexit__`` on the loop (commit on success, abort on an exception,
+including a KeyboardInterrupt in the block).
+
 ``close(timeout)`` runs ``AsyncProducer.close(timeout)`` in the task that opened the
 producer (its task group must be left there), so records accepted before a Ctrl-C are
 still delivered when a ``with`` block exits.
@@ -16,7 +21,7 @@ still delivered when a ``with`` block exits.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -25,10 +30,12 @@ from kclient.net.transport import Transport
 from kclient.producer.batch import Headers
 from kclient.producer.partitioner import Partitioner
 from kclient.producer.producer import AsyncProducer, Serializer
-from kclient.structs import RecordMetadata
+from kclient.producer.txn_api import AsyncProducerTransaction
+from kclient.producer.txn_types import ConsumerGroupMetadata
+from kclient.structs import OffsetAndMetadata, RecordMetadata, TopicPartition
 from kclient.sync._portal import PortalClient, returns_future, returns_futures
 
-__all__ = ["Producer"]
+__all__ = ["Producer", "ProducerTransaction"]
 
 
 class Producer(PortalClient[AsyncProducer]):
@@ -120,3 +127,45 @@ class Producer(PortalClient[AsyncProducer]):
 
     def flush(self, timeout: float | None = None) -> None:
         return self._call(self._impl.flush, timeout)
+
+    # -- transactions (kclient/producer/txn_api.py) ------------------------------------------
+
+    def init_transactions(self) -> None:
+        return self._call(self._impl.init_transactions)
+
+    def begin_transaction(self) -> None:
+        return self._call(self._impl.begin_transaction)
+
+    def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata],
+        group_metadata: ConsumerGroupMetadata | str,
+    ) -> None:
+        return self._call(self._impl.send_offsets_to_transaction, offsets, group_metadata)
+
+    def commit_transaction(self) -> None:
+        return self._call(self._impl.commit_transaction)
+
+    def abort_transaction(self) -> None:
+        return self._call(self._impl.abort_transaction)
+
+    def transaction(self) -> ProducerTransaction:
+        """``with producer.transaction():`` begins; commits when the block ends, aborts
+        (and re-raises) when it raises."""
+        return ProducerTransaction(self, self._call_sync(self._impl.transaction))
+
+
+class ProducerTransaction:
+    """The blocking twin of :class:`~kclient.producer.txn_api.AsyncProducerTransaction`."""
+
+    def __init__(self, client: Producer, block: AsyncProducerTransaction) -> None:
+        self._client = client
+        self._block = block
+
+    def __enter__(self) -> None:
+        self._client._call(self._block.__aenter__)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        return self._client._call(self._block.__aexit__, exc_type, exc, tb)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
 import anyio
 import pytest
@@ -18,12 +17,12 @@ from kclient.producer.batch import (
     DeliveryState,
     IllegalBatchTransition,
     ProducerBatch,
-    Record,
     estimate_record_size,
     records_encoder,
 )
 from kclient.producer.idempotence import IdempotenceManager
 from protocol.records import Codec, RecordBatch, read_batches
+from protocol.records.writer import RecordsWriter
 
 TP0 = ("t", 0)
 TP1 = ("t", 1)
@@ -505,7 +504,7 @@ def test_build_encodes_once_and_restamps_on_new_producer_state() -> None:
     real = records_encoder(Codec.GZIP)
 
     def encoder(
-        records: Sequence[Record],
+        writer: RecordsWriter,
         *,
         producer_id: int,
         producer_epoch: int,
@@ -514,7 +513,7 @@ def test_build_encodes_once_and_restamps_on_new_producer_state() -> None:
     ) -> bytes:
         calls.append((producer_id, producer_epoch, base_sequence))
         return real(
-            records,
+            writer,
             producer_id=producer_id,
             producer_epoch=producer_epoch,
             base_sequence=base_sequence,
@@ -527,6 +526,9 @@ def test_build_encodes_once_and_restamps_on_new_producer_state() -> None:
     batch.set_producer_state(5, 0, 10)
     first = batch.build(encoder)
     assert batch.build(encoder) is first
+    assert batch.writer is None  # the built bytes are now the only copy
+    with pytest.raises(IllegalBatchTransition):
+        batch.try_append(1702, None, b"v3", (), 20)  # closed by the build
     batch.set_producer_state(5, 1, 0)  # epoch bump: restamped, not re-encoded
     data = batch.build(encoder)
     assert calls == [(5, 0, 10)]
@@ -617,10 +619,41 @@ def test_append_values_matches_per_record_append(budget: int, buffer_memory: int
         if result is None:
             break
         expected_bytes += result[2]
-    count = sum(len(b.records) for b in single.queued(TP0))
+    count = sum(b.record_count for b in single.queued(TP0))
     assert (stop, appended, len(out)) == (count, expected_bytes, count)
     assert bulk.used_bytes == single.used_bytes
-    got = [(b.size, b.records, [f._index for f in b.futures]) for b in bulk.queued(TP0)]
-    want = [(b.size, b.records, [f._index for f in b.futures]) for b in single.queued(TP0)]
-    assert got == want
-    assert [f._outcome for f in out] == [f._outcome for b in bulk.queued(TP0) for f in b.futures]
+    encoder = records_encoder()
+
+    def shape(acc: RecordAccumulator) -> list[tuple[int, int, bytes]]:
+        return [(b.size, b.record_count, b.build(encoder)) for b in acc.queued(TP0)]
+
+    assert shape(bulk) == shape(single)
+    # Each future points at its batch's outcome, at its index in that batch.
+    expected = [(b.outcome, i) for b in bulk.queued(TP0) for i in range(b.record_count)]
+    assert [(f._outcome, f._index) for f in out] == expected
+
+
+@pytest.mark.parametrize("budget", [1, 116, 117, 118, 5_000, 10**9])
+@pytest.mark.parametrize("buffer_memory", [2_000, 3_000, 10**9])
+@pytest.mark.parametrize("start", [0, 3])
+def test_append_values_uniform_run_matches_per_record_append(
+    budget: int, buffer_memory: int, start: int
+) -> None:
+    values = [bytes([i % 256]) * 100 for i in range(40)]  # one length: the counted fast path
+    bulk, single = make(buffer_memory=buffer_memory), make(buffer_memory=buffer_memory)
+    out: list[DeliveryFuture] = []
+    stop, appended, _ = bulk.append_values(TP0, 1000, None, values, start, budget, (), 0.0, out)
+    expected_bytes, count = 0, 0
+    for value in values[start:]:
+        if expected_bytes >= budget:
+            break
+        result = single.append(TP0, 1000, None, value, (), 0.0)
+        if result is None:
+            break
+        expected_bytes += result[2]
+        count += 1
+    assert (stop - start, appended, len(out)) == (count, expected_bytes, count)
+    assert bulk.used_bytes == single.used_bytes
+    encoder = records_encoder()
+    got = [(b.size, b.build(encoder)) for b in bulk.queued(TP0)]
+    assert got == [(b.size, b.build(encoder)) for b in single.queued(TP0)]

@@ -24,8 +24,9 @@ from hypothesis.stateful import (
 )
 
 from kclient._clock import ManualClock
-from kclient.errors import IllegalStateError, KafkaError
-from kclient.producer._txn_errors import (
+from kclient.errors import (
+    IllegalStateError,
+    KafkaError,
     ProducerFencedError,
     TransactionAbortableError,
     TransactionFatalError,
@@ -56,6 +57,7 @@ S = TxnState
 UNKNOWN_SERVER_ERROR = -1
 UNKNOWN_TOPIC_OR_PARTITION = 3
 REQUEST_TIMED_OUT = 7
+COORDINATOR_LOAD_IN_PROGRESS = 14
 COORDINATOR_NOT_AVAILABLE = 15
 NOT_COORDINATOR = 16
 ILLEGAL_GENERATION = 22
@@ -284,7 +286,9 @@ def test_stale_response_is_ignored() -> None:
 # -- T1: coordinator moves, CONCURRENT_TRANSACTIONS backoff -------------------------
 
 
-@pytest.mark.parametrize("code", [NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE])
+@pytest.mark.parametrize(
+    "code", [NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS]
+)
 def test_coordinator_moved_rediscovers_after_backoff(code: int) -> None:
     clock = ManualClock()
     m = in_txn(clock)
