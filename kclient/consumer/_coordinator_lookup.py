@@ -18,6 +18,10 @@ class CoordinatorLookup:
         self._group_id = group_id
         self._backoff = backoff
         self.node_id: int | None = None
+        #: The latest coordinator found, kept while it is being looked up again: a close
+        #: sends its LeaveGroup there rather than not at all (a request timing out does
+        #: not mean the coordinator moved; if it did, the answer is a harmless error).
+        self.last_known: int | None = None
         self.failures = 0
         self.not_before = 0
         self.in_flight: FindCoordinatorRequest | None = None
@@ -39,7 +43,7 @@ class CoordinatorLookup:
         if node_id is None:
             self._failed(now)
         else:
-            self.node_id = node_id
+            self.node_id = self.last_known = node_id
 
     def on_failed(self, request: object, now: int) -> bool:
         if request is not self.in_flight:

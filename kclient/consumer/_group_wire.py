@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kclient.consumer import group_types as gt
+from kclient.consumer.membership import GroupMember
 from kclient.consumer.offsets import FetchedOffset, OffsetCommitRequest, OffsetFetchRequest
 from kclient.structs import TopicPartition
 from protocol.api import Request
@@ -23,13 +24,52 @@ from protocol.messages import offset_fetch as of
 from protocol.messages import sync_group as sg
 
 __all__ = [
+    "MESSAGE_CLASS",
     "commit_message",
+    "deliver_response",
     "group_message",
     "offset_fetch_message",
     "read_commit",
     "read_find_coordinator",
     "read_offset_fetch",
 ]
+
+#: The generated message class of each group request description.
+MESSAGE_CLASS: dict[type[gt.GroupRequest], type[Request]] = {
+    gt.FindCoordinatorRequest: fc.FindCoordinatorRequest,
+    gt.JoinGroupRequest: jg.JoinGroupRequest,
+    gt.SyncGroupRequest: sg.SyncGroupRequest,
+    gt.HeartbeatRequest: hb.HeartbeatRequest,
+    gt.LeaveGroupRequest: lg.LeaveGroupRequest,
+}
+
+
+def deliver_response(
+    member: GroupMember, request: gt.GroupRequest, response: object, version: int, now: int
+) -> None:
+    """Hand a group response to the member handler of its request (LeaveGroup answers
+    need none)."""
+    if isinstance(request, gt.FindCoordinatorRequest):
+        assert isinstance(response, fc.FindCoordinatorResponse)
+        code, node = read_find_coordinator(response, version)
+        member.on_find_coordinator_response(request, now, error_code=code, node_id=node)
+    elif isinstance(request, gt.JoinGroupRequest):
+        r = response
+        assert isinstance(r, jg.JoinGroupResponse)
+        members = [gt.JoinedMember(x.member_id, x.group_instance_id, x.metadata) for x in r.members]
+        member.on_join_group_response(
+            request, now, error_code=r.error_code,
+            generation_id=r.generation_id, protocol_name=r.protocol_name,
+            leader=r.leader, member_id=r.member_id, members=members,
+        )  # fmt: skip
+    elif isinstance(request, gt.SyncGroupRequest):
+        assert isinstance(response, sg.SyncGroupResponse)
+        member.on_sync_group_response(
+            request, now, error_code=response.error_code, assignment=response.assignment
+        )
+    elif isinstance(request, gt.HeartbeatRequest):
+        assert isinstance(response, hb.HeartbeatResponse)
+        member.on_heartbeat_response(request, now, error_code=response.error_code)
 
 
 def group_message(desc: gt.GroupRequest, version: int) -> Request:

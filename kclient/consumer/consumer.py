@@ -43,7 +43,9 @@ from kclient.consumer.subscription import (
     SubscriptionState,
     SubscriptionType,
 )
+from kclient.errors import GroupRequiredError
 from kclient.net.pool import ConnectionPool
+from kclient.producer.txn_types import ConsumerGroupMetadata
 from kclient.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
 __all__ = ["AsyncConsumer"]
@@ -92,6 +94,7 @@ class AsyncConsumer(Generic[K, V]):
         self._fetch: FetchTask | None = None
         self._coord: Coordinator | None = None
         self._closed = False
+        self._closing = False
         self._driver_error: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -171,25 +174,39 @@ class AsyncConsumer(Generic[K, V]):
             log.exception("consumer driver %s crashed", getattr(run, "__qualname__", run))
             self._driver_error = exc
 
-    async def close(self) -> None:
-        """Final commit (auto-commit), revoke callbacks, LeaveGroup, all within
-        ``close_timeout_ms``; then every task ends and every connection closes."""
-        await self._close(processed=True)
+    async def close(self, timeout_ms: float | None = None) -> None:
+        """Final commit (auto-commit), revoke callbacks, LeaveGroup, then every task ends
+        and every connection closes, all within ``timeout_ms`` (default
+        ``close_timeout_ms``). A second call is a no-op."""
+        await self._close(processed=True, timeout_ms=timeout_ms)
 
-    async def _close(self, *, processed: bool) -> None:
-        if self._closed or self._tg is None:
+    async def _close(self, *, processed: bool, timeout_ms: float | None = None) -> None:
+        if self._closed or self._closing or self._tg is None:
             self._closed = True
             return
-        self._closed = True
+        self._closing = True  # commits inside the revoke callbacks still work
+        budget = self._close_timeout if timeout_ms is None else max(0.0, timeout_ms / 1000)
+        # Keep a slice of the budget for closing connections and ending the tasks, so a
+        # coordinator that never answers cannot make close() overrun (reliability C11).
+        group_budget = budget - min(0.5, budget * 0.1)
+        deadline = anyio.current_time() + budget
         try:
-            with anyio.move_on_after(self._close_timeout, shield=True):
+            with anyio.move_on_after(group_budget, shield=True):
                 if self._coord is not None:
-                    await self._coord.leave(final_commit=True, processed=processed)
-            with anyio.move_on_after(2, shield=True):
-                assert self._pool is not None
-                await self._pool.aclose()
+                    await self._coord.leave(
+                        final_commit=True,
+                        processed=processed,
+                        deadline_ms=now_ms() + group_budget * 1000,
+                    )
         finally:
-            await self._stop_tasks()
+            self._closed = True
+            try:
+                end = max(deadline, anyio.current_time() + 0.05)
+                with anyio.CancelScope(deadline=end, shield=True):
+                    assert self._pool is not None
+                    await self._pool.aclose()
+            finally:
+                await self._stop_tasks()
 
     def _require(self) -> tuple[MetadataManager, FetchTask, ConnectionPool]:
         if self._closed:
@@ -344,8 +361,27 @@ class AsyncConsumer(Generic[K, V]):
     def _require_group(self) -> Coordinator:
         self._require()
         if self._coord is None:
-            raise IllegalStateError("committing needs a group_id")
+            raise GroupRequiredError("committing needs a group_id")
         return self._coord
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """The group identity to pass to a transactional producer's
+        ``send_offsets_to_transaction`` (KIP-447: the coordinator fences offsets from a
+        member of an older generation). Generation -1 and member id "" while the consumer
+        is not in a generation (not started or joined yet, membership lost, or manual
+        ``assign``, which commits without one)."""
+        group_id = self.config.group_id
+        if group_id is None:
+            raise GroupRequiredError("group_metadata() needs a consumer with a group_id")
+        if self._closed:
+            raise IllegalStateError("the consumer is closed")
+        coord = self._coord
+        if coord is None or self._subs.type is SubscriptionType.USER_ASSIGNED:
+            return ConsumerGroupMetadata(group_id, group_instance_id=self.config.group_instance_id)
+        member = coord.member
+        return ConsumerGroupMetadata(
+            group_id, member.generation_id, member.member_id, self.config.group_instance_id
+        )
 
     # -- offsets lookups -------------------------------------------------------------------
 
@@ -433,6 +469,9 @@ class AsyncConsumer(Generic[K, V]):
         deadline = now_ms() + timeout_ms
         self._before_poll()
         while True:
+            if self._coord is not None and self._coord.has_deferred:
+                # Rebalance callbacks run here, between the application's batches.
+                await self._coord.run_deferred()
             out = self._take_chunks(partitions, limit) or self._drain(partitions, limit)
             if out:
                 return out

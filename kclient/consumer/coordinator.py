@@ -51,7 +51,7 @@ from kclient.consumer.fetch_task import FetchTask
 from kclient.consumer.fetcher import FetchBuffer
 from kclient.consumer.group_protocol import ConsumerGroupProtocol
 from kclient.consumer.listener import invoke
-from kclient.consumer.membership import GroupMember
+from kclient.consumer.membership import NO_GENERATION, GroupMember
 from kclient.consumer.offsets import (
     AutoCommitTimer,
     Outcome,
@@ -69,13 +69,7 @@ from kclient.structs import OffsetAndMetadata, TopicPartition
 from protocol.messages import find_coordinator as fc
 from protocol.messages import offset_commit as oc
 from protocol.messages import offset_fetch as of
-from protocol.messages.heartbeat import HeartbeatRequest as HeartbeatMessage
-from protocol.messages.heartbeat import HeartbeatResponse
-from protocol.messages.join_group import JoinGroupRequest as JoinMessage
-from protocol.messages.join_group import JoinGroupResponse as JoinResponse
 from protocol.messages.leave_group import LeaveGroupRequest as LeaveMessage
-from protocol.messages.sync_group import SyncGroupRequest as SyncMessage
-from protocol.messages.sync_group import SyncGroupResponse as SyncResponse
 
 __all__ = ["Coordinator", "make_assignors"]
 
@@ -87,13 +81,11 @@ _ASSIGNORS: dict[str, Callable[[], PartitionAssignor]] = {
     "sticky": StickyAssignor,
     "cooperative-sticky": CooperativeStickyAssignor,
 }
-_MESSAGE_CLASS = {
-    gt.FindCoordinatorRequest: fc.FindCoordinatorRequest,
-    gt.JoinGroupRequest: JoinMessage,
-    gt.SyncGroupRequest: SyncMessage,
-    gt.HeartbeatRequest: HeartbeatMessage,
-    gt.LeaveGroupRequest: LeaveMessage,
-}
+
+
+def _share(deadline_ms: float, fraction: float) -> float:
+    """``fraction`` of the time left until ``deadline_ms``, in ms (never negative)."""
+    return max(0.0, (deadline_ms - now_ms()) * fraction)
 
 
 def make_assignors(names: Collection[str | PartitionAssignor]) -> list[PartitionAssignor]:
@@ -150,6 +142,7 @@ class Coordinator:
         self._counts: dict[str, int] = {}
         self._pattern_checked = -1.0
         self.stable = anyio.Event()
+        self._deferred: list[gt.RebalanceEvent] = []
 
     def _new_member(self) -> GroupMember:
         cfg = self._config
@@ -207,7 +200,9 @@ class Coordinator:
             return now + self._config.retry_backoff_ms
         result = self.member.poll(int(now))
         for event in result.events:
-            await self._run_event(event)
+            await self._dispatch_event(event)
+        if self._deferred and self.member.generation_id == NO_GENERATION:
+            await self._lose_deferred()  # membership went while they waited (C6)
         for request in result.requests:
             tg.start_soon(self._send_group, request)
         if self.member.state.name == "STABLE" and not self.stable.is_set():
@@ -252,8 +247,56 @@ class Coordinator:
             self.wake()
 
     # -- rebalance events -------------------------------------------------------------------
+    #
+    # Revocations wait for the application (docs/design-notes/consumer-revocation.md):
+    # a REVOKED event stops fetching and delivery for its partitions at once, but its
+    # auto-commit and listener run in the application's next poll (``run_deferred``), so
+    # they never race the batch being processed; events behind it wait too, to keep the
+    # order. Meanwhile the member holds its JoinGroup and keeps heartbeating, and the wait
+    # is bounded by max_poll_interval_ms: past it the member leaves and the waiting
+    # revocations become LOST (run here, as losses always are).
 
-    async def _run_event(self, event: gt.RebalanceEvent) -> None:
+    @property
+    def has_deferred(self) -> bool:
+        return bool(self._deferred)
+
+    async def _dispatch_event(self, event: gt.RebalanceEvent) -> None:
+        kind = event.kind
+        if kind is gt.RebalanceEventKind.LOST and self._deferred:
+            await self._lose_deferred()  # then this loss, in order
+        elif kind is gt.RebalanceEventKind.REVOKED or self._deferred:
+            if kind is gt.RebalanceEventKind.REVOKED:
+                self._subs.mark_pending_revocation(event.partitions)
+                self._buffer.clear(dict.fromkeys(event.partitions))
+                self._on_revoke(event.partitions)
+            self._deferred.append(event)
+            self.member.hold_join = True
+            self._fetch.notify_application()  # a poll parked waiting for data runs them
+            return
+        await self._run_event(event)
+
+    async def run_deferred(self, *, auto_commit: bool = True) -> None:
+        """Run the waiting rebalance events, in order; called from the application's
+        poll (or close). Each event is taken before it runs, so concurrent polls never
+        run one twice."""
+        while self._deferred:
+            event = self._deferred.pop(0)
+            await self._run_event(event, auto_commit=auto_commit)
+        if self.member.hold_join:
+            self.member.hold_join = False
+            self.wake()
+
+    async def _lose_deferred(self) -> None:
+        """The membership is gone: waiting revocations are losses now (no commit)."""
+        self._deferred = [
+            gt.RebalanceEvent(gt.RebalanceEventKind.LOST, e.partitions, e.generation_id)
+            if e.kind is gt.RebalanceEventKind.REVOKED
+            else e
+            for e in self._deferred
+        ]
+        await self.run_deferred()
+
+    async def _run_event(self, event: gt.RebalanceEvent, *, auto_commit: bool = True) -> None:
         parts = event.partitions
         listener = self._listener()
         kind = event.kind
@@ -263,7 +306,7 @@ class Coordinator:
                 self._fetch.wake()
                 await invoke(getattr(listener, "on_partitions_assigned", None), parts)
                 return
-            if kind is gt.RebalanceEventKind.REVOKED and self._auto is not None:
+            if kind is gt.RebalanceEventKind.REVOKED and auto_commit and self._auto is not None:
                 await self._commit_quietly(self._subs.consumed_offsets())
             self._subs.mark_pending_revocation(parts)
             self._buffer.clear(dict.fromkeys(parts))
@@ -282,13 +325,16 @@ class Coordinator:
                 for tp in parts:
                     self.last_committed.pop(tp, None)
 
-    async def _commit_quietly(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
+    async def _commit_quietly(
+        self, offsets: Mapping[TopicPartition, OffsetAndMetadata], timeout_ms: float | None = None
+    ) -> None:
         if not offsets:
             return
         try:
-            await self.commit(offsets, self._config.request_timeout_ms)
+            timeout = self._config.request_timeout_ms if timeout_ms is None else timeout_ms
+            await self.commit(offsets, timeout)
         except KafkaError as exc:
-            log.info("auto-commit before revocation failed: %s", exc)
+            log.info("auto-commit (revocation or close) failed: %s", exc)
 
     # -- group requests -------------------------------------------------------------------------
 
@@ -299,7 +345,7 @@ class Coordinator:
         timeout = self._config.request_timeout_ms
         if isinstance(request, gt.JoinGroupRequest):
             timeout += request.rebalance_timeout_ms  # the broker holds JoinGroup that long
-        built = (_MESSAGE_CLASS[type(request)], lambda v: wire.group_message(request, v))
+        built = (wire.MESSAGE_CLASS[type(request)], lambda v: wire.group_message(request, v))
         member = self.member
         try:
             response, version = await send(self._pool, node, built, timeout_ms=timeout)
@@ -315,32 +361,7 @@ class Coordinator:
             self.wake()
 
     def _dispatch(self, request: gt.GroupRequest, response: object, version: int) -> None:
-        now = int(now_ms())
-        m = self.member
-        if isinstance(request, gt.FindCoordinatorRequest):
-            assert isinstance(response, fc.FindCoordinatorResponse)
-            code, node = wire.read_find_coordinator(response, version)
-            m.on_find_coordinator_response(request, now, error_code=code, node_id=node)
-        elif isinstance(request, gt.JoinGroupRequest):
-            r = response
-            assert isinstance(r, JoinResponse)
-            members = [
-                gt.JoinedMember(x.member_id, x.group_instance_id, x.metadata) for x in r.members
-            ]
-            m.on_join_group_response(
-                request, now, error_code=r.error_code,
-                generation_id=r.generation_id, protocol_name=r.protocol_name,
-                leader=r.leader, member_id=r.member_id, members=members,
-            )  # fmt: skip
-        elif isinstance(request, gt.SyncGroupRequest):
-            assert isinstance(response, SyncResponse)
-            m.on_sync_group_response(
-                request, now, error_code=response.error_code,
-                assignment=response.assignment,
-            )  # fmt: skip
-        elif isinstance(request, gt.HeartbeatRequest):
-            assert isinstance(response, HeartbeatResponse)
-            m.on_heartbeat_response(request, now, error_code=response.error_code)
+        wire.deliver_response(self.member, request, response, version, int(now_ms()))
 
     # -- committed offsets ----------------------------------------------------------------------
 
@@ -520,34 +541,49 @@ class Coordinator:
 
     # -- leaving ---------------------------------------------------------------------------------
 
-    async def leave(self, *, final_commit: bool, processed: bool = True) -> None:
-        """Final commit (auto-commit), revoke callbacks, LeaveGroup. Callers bound the time.
+    async def leave(
+        self, *, final_commit: bool, processed: bool = True, deadline_ms: float | None = None
+    ) -> None:
+        """Final commit (auto-commit), revoke callbacks, LeaveGroup, by ``deadline_ms``.
 
         ``processed=False`` (closing on an exception): the latest poll's records may not
         have been processed, so the final commit covers only earlier polls (``consumed``).
+
+        The budget is shared out so an unresponsive coordinator cannot starve the
+        LeaveGroup (C11): the final commit gets at most half of it, the callbacks half
+        of the rest, LeaveGroup what remains (at least a quarter). There is at most one
+        final commit: the revoke events of closing do not auto-commit again.
         """
+        if deadline_ms is None:
+            deadline_ms = now_ms() + self._config.request_timeout_ms
         if final_commit and self._auto is not None and (self._can_commit()):
             offsets = self._subs.delivered_offsets() if processed else self._subs.consumed_offsets()
-            await self._commit_quietly(offsets)
+            await self._commit_quietly(offsets, timeout_ms=_share(deadline_ms, 0.5))
         if not self._group_mode:
             return
-        for event in self.member.prepare_close():
-            await self._run_event(event)
-        await self._send_leave(self.member.close())
+        with anyio.move_on_after(_share(deadline_ms, 0.5) / 1000):
+            if self._deferred and self.member.generation_id == NO_GENERATION:
+                await self._lose_deferred()
+            await self.run_deferred(auto_commit=False)
+            for event in self.member.prepare_close():
+                await self._run_event(event, auto_commit=False)
+        await self._send_leave(self.member.close(), timeout_ms=max(1.0, deadline_ms - now_ms()))
 
     def abandon_group(self, task_group: anyio.abc.TaskGroup) -> None:
         """``unsubscribe()``: leave at once (in the background), ready to join afresh."""
         request = self.member.close()
         self.member = self._new_member()
         self.stable = anyio.Event()
+        self._deferred = []  # their partitions left with the subscription
         task_group.start_soon(self._send_leave, request)
 
-    async def _send_leave(self, request: gt.LeaveGroupRequest | None) -> None:
+    async def _send_leave(
+        self, request: gt.LeaveGroupRequest | None, timeout_ms: float | None = None
+    ) -> None:
         if request is not None:
             built = (LeaveMessage, lambda v: wire.group_message(request, v))
+            timeout = self._config.request_timeout_ms if timeout_ms is None else timeout_ms
             try:
-                await send(
-                    self._pool, request.node_id, built, timeout_ms=self._config.request_timeout_ms
-                )
+                await send(self._pool, request.node_id, built, timeout_ms=timeout)
             except KafkaError as exc:
                 log.info("LeaveGroup failed: %s", exc)

@@ -30,8 +30,11 @@ import anyio.abc
 from kclient._clock import now_ms
 from kclient.cluster.refresher import MetadataManager
 from kclient.config import ConsumerConfig
+from kclient.consumer import validation
+from kclient.consumer._errors import ErrorCode
 from kclient.consumer.fetch_session import FetchPartitionData, FetchSessionHandler
 from kclient.consumer.fetcher import (
+    CompletedFetch,
     FetchBuffer,
     FetchContext,
     build_fetch_request,
@@ -40,11 +43,15 @@ from kclient.consumer.fetcher import (
 )
 from kclient.consumer.list_offsets import EARLIEST, LATEST, list_offsets
 from kclient.consumer.subscription import OffsetResetStrategy, SubscriptionState
-from kclient.errors import KafkaConnectionError, KafkaError
+from kclient.errors import KafkaConnectionError, KafkaError, UnsupportedVersionForApiError
 from kclient.net.backoff import Backoff
 from kclient.net.pool import ConnectionPool
 from kclient.structs import TopicPartition
 from protocol.messages.fetch import FetchRequest, FetchResponse
+from protocol.messages.offset_for_leader_epoch import (
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+)
 
 __all__ = ["FetchTask"]
 
@@ -76,6 +83,8 @@ class FetchTask:
         self._in_flight: dict[int, object] = {}
         self._backoff: dict[int, Backoff] = {}
         self._resetting: set[TopicPartition] = set()
+        self._validating: set[TopicPartition] = set()
+        self._observed: tuple[int, int] = (0, -1)
         self._wake = anyio.Event()
         self.data_event = anyio.Event()
         self.fetches_done = 0
@@ -84,6 +93,10 @@ class FetchTask:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def notify_application(self) -> None:
+        """Wake a poll waiting for data: something else needs it (a rebalance event)."""
+        self._signal_data()
 
     def _signal_data(self) -> None:
         event, self.data_event = self.data_event, anyio.Event()
@@ -110,6 +123,7 @@ class FetchTask:
             for tp in self._subs.initializing_partitions():
                 self._subs.request_offset_reset(tp)
         self._start_resets(tg, int(now))
+        self._start_validations(tg)
         busy = dict(self._in_flight)
         for node, backoff in self._backoff.items():
             if backoff.remaining_ms(now) > 0:
@@ -133,7 +147,100 @@ class FetchTask:
         part = info.partition(tp.partition) if info is not None else None
         if part is None or part.leader < 0:
             return None
-        return part.leader, part.leader_epoch
+        # Fetch under the highest epoch seen: metadata answering -1 (or an older epoch
+        # from a lagging broker) must not switch fencing off (C9).
+        state = self._subs._assignment.get(tp)
+        epoch = part.leader_epoch if state is None else max(part.leader_epoch, state.leader_epoch)
+        return part.leader, epoch
+
+    # -- leader-epoch validation (C9; decisions in validation.py) ------------------------------
+
+    def _start_validations(self, tg: anyio.abc.TaskGroup) -> None:
+        snapshot = self._metadata.snapshot
+        key = (id(snapshot), self._subs.assignment_version)
+        if key != self._observed:
+            self._observed = key
+            for tp in self._subs.assigned_partitions():
+                info = snapshot.topics.get(tp.topic)
+                part = info.partition(tp.partition) if info is not None else None
+                if part is not None:
+                    validation.observe_leader_epoch(self._subs.state(tp), part.leader_epoch)
+        due: dict[int, dict[TopicPartition, validation.Pending]] = {}
+        for tp in self._subs.assigned_partitions():
+            if tp in self._validating or not validation.needs_validation(self._subs.state(tp)):
+                continue
+            leader = self._leader_of(tp)
+            if leader is None:
+                self._metadata.request_update()
+                continue
+            due.setdefault(leader[0], {})[tp] = validation.begin(self._subs, tp)
+        for node, pending in due.items():
+            self._validating |= set(pending)
+            tg.start_soon(self._validate, node, pending)
+
+    async def _validate(self, node: int, pending: dict[TopicPartition, validation.Pending]) -> None:
+        retry = False
+        try:
+            conn = await self._pool.get(node)
+            assert conn.versions is not None
+            try:
+                version = conn.versions.version_for(
+                    OffsetForLeaderEpochRequest, min_version=validation.MIN_VERSION
+                )
+            except UnsupportedVersionForApiError:
+                # Tansu and old brokers: no way to validate; accept the position.
+                for tp, item in pending.items():
+                    validation.skip(self._subs, tp, item)
+                return
+            response = await conn.request(
+                validation.build_request(pending),
+                version=version,
+                timeout_ms=self._config.request_timeout_ms,
+            )
+        except KafkaError as exc:
+            log.info("OffsetForLeaderEpoch to node %d failed: %s", node, exc)
+            retry = True
+        else:
+            assert isinstance(response, OffsetForLeaderEpochResponse)
+            retry = self._apply_validation(pending, validation.read_response(response))
+        finally:
+            if retry:
+                self._metadata.request_update()
+                with anyio.CancelScope(shield=True):  # the set below must be cleaned up
+                    await anyio.sleep(self._config.retry_backoff_ms / 1000)
+            self._validating -= set(pending)
+            self.wake()
+
+    def _apply_validation(
+        self,
+        pending: dict[TopicPartition, validation.Pending],
+        answers: dict[TopicPartition, validation.EpochAnswer],
+    ) -> bool:
+        """Apply each partition's decision; True if some must be asked again."""
+        retry = False
+        missing = validation.EpochAnswer(ErrorCode.REQUEST_TIMED_OUT, -1, -1)
+        for tp, item in pending.items():
+            decision = validation.decide(
+                tp, item.position, answers.get(tp, missing), self._subs.default_reset
+            )
+            if not validation.apply(self._subs, tp, item, decision):
+                continue  # sought, reset or revoked meanwhile
+            action = decision.action
+            if action is validation.Action.RETRY:
+                retry = True
+            elif action is validation.Action.FAIL:
+                assert decision.error is not None
+                entry = CompletedFetch.failed(tp, item.token, item.position, decision.error)
+                self._buffer.add(entry)
+                self._signal_data()
+            elif action is not validation.Action.VALID:
+                log.warning(
+                    "%s: log truncated below position %d (leader epoch %d -> %d): %s",
+                    tp, item.position, item.position_epoch, item.leader_epoch,
+                    f"seek to {decision.offset}" if action is validation.Action.SEEK
+                    else "reset by auto_offset_reset",
+                )  # fmt: skip
+        return retry
 
     # -- fetching ---------------------------------------------------------------------------
 

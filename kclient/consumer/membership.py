@@ -66,7 +66,7 @@ from kclient.consumer.assignors.base import RebalanceProtocol
 from kclient.structs import TopicPartition
 from protocol._errors_base import KafkaError
 
-__all__ = ["GroupMember", "MemberState"]
+__all__ = ["NO_GENERATION", "GroupMember", "MemberState"]
 
 NO_GENERATION = -1
 NO_MEMBER_ID = ""
@@ -134,6 +134,11 @@ class GroupMember:
         self._poll_expired = False
         self._pending_sync: gt.SyncGroupRequest | None = None
         self._pending_leave: gt.LeaveGroupRequest | None = None
+        #: Set by the driver while a REVOKED event waits for the application's next poll
+        #: (revocation runs between batches, as Java's poll does): no JoinGroup goes out
+        #: (the group would hand the partitions on before they were given up), heartbeats
+        #: continue, and the max.poll.interval timer runs (the wait is bounded by it).
+        self.hold_join = False
 
     # -- state machine plumbing ---------------------------------------------------------
 
@@ -281,8 +286,15 @@ class GroupMember:
             result.deadline = self._deadline(now)
         return result
 
+    @property
+    def _holding(self) -> bool:
+        """Waiting for a revocation while still a member of the generation."""
+        return self.hold_join and self.generation_id != NO_GENERATION
+
     def _check_timers(self, now: int) -> None:
-        joined = self.state in (MemberState.STABLE, MemberState.COMPLETING_REBALANCE)
+        joined = (
+            self.state in (MemberState.STABLE, MemberState.COMPLETING_REBALANCE) or self._holding
+        )
         if joined and now >= self._last_app_poll + self.config.max_poll_interval_ms:
             self._leave_for_poll_timeout(now)
             return
@@ -326,10 +338,14 @@ class GroupMember:
             self._sync_in_flight, self._pending_sync = self._pending_sync, None
             result.requests.append(self._sync_in_flight)
             return
-        if self.rejoin_needed and self._join_in_flight is None and self._sync_in_flight is None:
+        if self._join_due():
             self._plan_join(now, result)
-        elif self.state is MemberState.STABLE:
+        elif self.state is MemberState.STABLE or self._holding:
             self._plan_heartbeat(now, result)
+
+    def _join_due(self) -> bool:
+        idle = self._join_in_flight is None and self._sync_in_flight is None
+        return self.rejoin_needed and idle and not self.hold_join
 
     def _plan_join(self, now: int, result: gt.PollResult) -> None:
         if now < self._join_not_before:
@@ -384,15 +400,15 @@ class GroupMember:
         if self.coordinator is None:
             lookup = self._lookup.deadline()
             candidates.extend([] if lookup is None else [lookup])
-        elif self.rejoin_needed and self._join_in_flight is None and self._sync_in_flight is None:
+        elif self._join_due():
             candidates.append(self._join_not_before)
-        elif self.state is MemberState.STABLE and self._hb_in_flight is None:
+        elif (self.state is MemberState.STABLE or self._holding) and self._hb_in_flight is None:
             candidates.append(self._next_heartbeat)
         round_trip = self._join_in_flight is not None or self._sync_in_flight is not None
         if self.generation_id != NO_GENERATION and not round_trip:
             # Suspended during a round trip (_check_timers); else the driver would spin.
             candidates.append(self._alive_at + self.config.session_timeout_ms)
-        if self.state in (MemberState.STABLE, MemberState.COMPLETING_REBALANCE):
+        if self.state in (MemberState.STABLE, MemberState.COMPLETING_REBALANCE) or self._holding:
             candidates.append(self._last_app_poll + self.config.max_poll_interval_ms)
         return max(now, min(candidates)) if candidates else None
 
@@ -603,7 +619,7 @@ class GroupMember:
         instead of after the session timeout; static members do not leave (KIP-345)."""
         request = None
         dynamic = self.config.group_instance_id is None
-        node = self.coordinator
+        node = self.coordinator if self.coordinator is not None else self._lookup.last_known
         if node is not None and dynamic and self.member_id and self.state is not MemberState.CLOSED:
             request = gt.LeaveGroupRequest(
                 node, self.config.group_id, self.member_id, None, "consumer closing"

@@ -81,10 +81,28 @@ class PartitionState:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     epoch: int = 0
+    # Leader-epoch validation (validation.py): the highest leader epoch metadata showed,
+    # the one the position was last checked under, and "truncated below the position
+    # with no reset policy" (not fetched until the application seeks).
+    leader_epoch: int = -1
+    validated_epoch: int = -1
+    truncated: bool = False
 
     @property
     def awaiting_reset(self) -> bool:
         return self.reset_strategy is not None
+
+    @property
+    def awaiting_validation(self) -> bool:
+        """Read under an older leader epoch than the current one and not checked yet (or
+        found truncated): not fetchable until validation.py settles it."""
+        if self.truncated:
+            return True
+        return (
+            self.position is not None
+            and 0 <= self.position_epoch < self.leader_epoch
+            and self.validated_epoch < self.leader_epoch
+        )
 
     @property
     def has_position(self) -> bool:
@@ -252,6 +270,7 @@ class SubscriptionState:
         state.position = state.fetch_offset = offset
         state.position_epoch = state.fetch_epoch = leader_epoch
         state.reset_strategy = None
+        state.truncated = False
         state.epoch = self._new_epoch()
 
     def position(self, tp: TopicPartition) -> int | None:
@@ -265,6 +284,7 @@ class SubscriptionState:
         state = self.state(tp)
         state.reset_strategy = strategy or self.default_reset
         state.reset_not_before = 0
+        state.truncated = False
         state.epoch = self._new_epoch()
 
     def partitions_needing_reset(self, now: int) -> dict[TopicPartition, OffsetResetStrategy]:
@@ -329,6 +349,7 @@ class SubscriptionState:
             and s.reset_strategy is None
             and not s.paused
             and not s.pending_revocation
+            and not s.awaiting_validation
         )
 
     def is_current(self, tp: TopicPartition, epoch: int) -> bool:
@@ -355,7 +376,8 @@ class SubscriptionState:
         if state is None or state.epoch != epoch or state.pending_revocation:
             return False
         state.position = next_offset
-        state.position_epoch = leader_epoch
+        if leader_epoch >= 0:  # legacy batches carry none: keep the last known (C9)
+            state.position_epoch = leader_epoch
         return True
 
     def mark_poll_boundary(self) -> None:

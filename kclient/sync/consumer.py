@@ -27,6 +27,7 @@ from kclient.config import ConsumerConfig
 from kclient.consumer.assignors import PartitionAssignor
 from kclient.consumer.consumer import AsyncConsumer, Deserializer
 from kclient.consumer.list_offsets import OffsetTimestamp
+from kclient.producer.txn_types import ConsumerGroupMetadata
 from kclient.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from kclient.sync._portal import PortalClient
 
@@ -71,11 +72,11 @@ class Consumer(PortalClient[AsyncConsumer[K, V]], Generic[K, V]):
     def config(self) -> ConsumerConfig:
         return self._impl.config
 
-    def close(self) -> None:
+    def close(self, timeout_ms: float | None = None) -> None:
         """Final commit (auto-commit), revoke callbacks, LeaveGroup, all within
-        ``close_timeout_ms``; calls blocked in other threads end (``for`` loops stop).
-        A second call is a no-op."""
-        self._shutdown()
+        ``timeout_ms`` (default ``close_timeout_ms``); calls blocked in other threads end
+        (``for`` loops stop). A second call is a no-op."""
+        self._shutdown(functools.partial(self._impl.close, timeout_ms))
 
     # -- iteration -------------------------------------------------------------------------
 
@@ -152,6 +153,9 @@ class Consumer(PortalClient[AsyncConsumer[K, V]], Generic[K, V]):
         self, *partitions: TopicPartition, timeout_ms: float | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata | None]:
         return self._call(self._impl.committed_offsets, *partitions, timeout_ms=timeout_ms)
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        return self._call_sync(self._impl.group_metadata)
 
     # -- offsets lookups -------------------------------------------------------------------
 

@@ -75,6 +75,13 @@ LOOP_FUTURES = {
     "kclient.producer.batch.DeliveryFuture": (
         "concurrent.futures._base.Future[kclient.structs.RecordMetadata]"
     ),
+    "kclient.producer.delivery.DeliveryFuture": (
+        "concurrent.futures._base.Future[kclient.structs.RecordMetadata]"
+    ),
+    # ``transaction()``'s block: ``async with`` on one side, ``with`` on the other.
+    "kclient.producer.txn_api.AsyncProducerTransaction": (
+        "kclient.sync.producer.ProducerTransaction"
+    ),
 }
 
 

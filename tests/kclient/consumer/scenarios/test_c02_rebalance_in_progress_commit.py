@@ -15,7 +15,7 @@ from kclient.testing.mock import MockCluster
 from protocol.errors import RebalanceInProgressError
 from protocol.messages import ApiKey
 
-from ._helpers import collect, make_consumer, poll_until_split, produce, wait_for
+from ._helpers import collect, make_consumer, poll_until_split, produce
 
 pytestmark = pytest.mark.anyio
 
@@ -38,8 +38,12 @@ async def test_commit_answered_rebalance_in_progress_raises_and_rejoins() -> Non
             with pytest.raises(RebalanceInProgressError):
                 await c.commit()
             assert len(cluster.requests_of(ApiKey.OFFSET_COMMIT)) == commits + 1  # no retry
-            # The consumer rejoins on its own and fetching resumes at the committed offsets.
-            await wait_for(lambda: len(cluster.requests_of(ApiKey.JOIN_GROUP)) > joins)
+            # The consumer rejoins and fetching resumes at the committed offsets. The eager
+            # revocation runs in the application's next poll, so the JoinGroup follows it
+            # (consumer-revocation.md).
+            with anyio.fail_after(10):
+                while len(cluster.requests_of(ApiKey.JOIN_GROUP)) <= joins:
+                    assert await c.getmany(timeout_ms=20) == {}
             for p in range(2):
                 produce(cluster, TOPIC, p, [b"b"] * 5)
             got = await collect(c, 10)
