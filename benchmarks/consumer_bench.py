@@ -20,11 +20,11 @@ timeout=1)`` (checking ``msg.error()``), with librdkafka's defaults and once mor
 ``fetch.queue.backoff.ms=10`` (see RUNS). Every loop touches each value (sums its length),
 and the run fails unless exactly N records of 100 bytes came back.
 
-Every client gets the same ``session_timeout_ms`` (10,000 by default, aiokafka's own
-default): Tansu 0.6 holds the JoinGroup that completes a new group for about half the
-session timeout, so with the 45 s default of kafka-python, librdkafka and kclient the
-first record takes ~23 s, and with aiokafka's 10 s ~5 s. Pinning it compares the clients,
-not their defaults; ``--session-timeout-ms 0`` keeps the defaults.
+Every client gets the same ``session_timeout_ms`` (10,000 by default, the default of
+aiokafka and kclient): Tansu 0.6 holds every JoinGroup for about half the session
+timeout, so with the 45 s default of kafka-python and librdkafka the first record takes
+~23 s, and with 10 s ~5 s. Pinning it compares the clients, not their defaults;
+``--session-timeout-ms 0`` keeps the defaults (docs/design-notes/consumer-defaults.md).
 
 Use ``--records 1000000`` for steadier throughput figures: at 100,000 records the timed
 window is 0.05-0.5 s, and librdkafka has the whole topic pre-fetched before its first
@@ -72,12 +72,14 @@ class _Clock:
         self.nbytes = 0
         self.start = time.perf_counter()
         self.first: float | None = None
+        self.first_cpu = 0.0
         self.first_batch = 0
 
     def add(self, records: int, nbytes: int) -> bool:
         """Account for one poll's records; True once the target is reached."""
         if records and self.first is None:
             self.first = time.perf_counter()
+            self.first_cpu = time.process_time()
             self.first_batch = records
         self.count += records
         self.nbytes += nbytes
@@ -85,10 +87,12 @@ class _Clock:
 
     def result(self) -> dict[str, Any]:
         end = time.perf_counter()
+        cpu = time.process_time() - self.first_cpu
         assert self.first is not None
         return {
             "first_record_s": self.first - self.start,
             "seconds": end - self.first,
+            "window_cpu_s": cpu,
             "timed_records": self.count - self.first_batch,
             "records": self.count,
             "bytes": self.nbytes,
@@ -268,14 +272,22 @@ def prefill(bootstrap: str, topic: str, n: int) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
     value = make_value()
     chunk = 1000
+    deadline = time.monotonic() + 60 + n / 10_000
     for i, offset in enumerate(range(0, n, chunk)):
-        messages = [{"value": value} for _ in range(min(chunk, n - offset))]
-        queued = producer.produce_batch(
-            topic, messages, partition=i % PARTITIONS, on_delivery=on_delivery
-        )
-        if queued != len(messages):
-            raise RuntimeError(f"prefill: only {queued} of {len(messages)} queued")
-        producer.poll(0)
+        messages: list[dict[str, Any]] = [{"value": value} for _ in range(min(chunk, n - offset))]
+        while messages:
+            try:
+                producer.produce_batch(
+                    topic, messages, partition=i % PARTITIONS, on_delivery=on_delivery
+                )
+                # Entries librdkafka could not queue (its local queue is full) carry
+                # "_error": let it drain, then queue them again.
+                messages = [{"value": value} for m in messages if "_error" in m]
+            except BufferError:
+                pass  # the queue is full: nothing was queued
+            producer.poll(0.05 if messages else 0)
+            if messages and time.monotonic() > deadline:
+                raise RuntimeError(f"prefill: librdkafka's queue stayed full ({len(messages)})")
     if producer.flush(60) or failed:
         raise RuntimeError(f"prefill failed: {failed[:3]}")
 
@@ -314,6 +326,8 @@ def run_one(
     result.seconds = data["seconds"]
     result.rate = data["timed_records"] / data["seconds"] if data["seconds"] > 0 else None
     result.extra["first_record_s"] = data["first_record_s"]
+    if data["timed_records"] > 0:
+        result.extra["cpu_us_per_record"] = data["window_cpu_s"] / data["timed_records"] * 1e6
     return result
 
 
@@ -324,13 +338,15 @@ def print_report(results: list[Result], n: int, session_timeout_ms: int) -> None
             fmt_rate(r.rate),
             fmt_num(r.extra.get("first_record_s"), 2),
             fmt_num(r.seconds, 2),
+            fmt_num(r.extra.get("cpu_us_per_record"), 2),
             fmt_num(r.peak_rss_mb),
             fmt_num(r.cpu_s, 2),
             r.note or "",
         ]
         for r in results
     ]
-    headers = ["client", "records/s", "first record s", "time s", "peak RSS MB", "CPU s", "note"]
+    headers = ["client", "records/s", "first record s", "time s", "CPU us/record", "peak RSS MB"]
+    headers += ["CPU s", "note"]
     print(f"\nConsumer: {n:,} x 100-byte values, {PARTITIONS} partitions, new group per client")
     session = f"{session_timeout_ms} ms" if session_timeout_ms > 0 else "client defaults"
     print(f"(session timeout: {session})\n")
@@ -348,8 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         "--session-timeout-ms",
         type=int,
         default=DEFAULT_SESSION_TIMEOUT_MS,
-        help="session timeout given to every client (default %(default)s, aiokafka's "
-        "default; Tansu holds a new group's join for half of it); 0 = each client's default",
+        help="session timeout given to every client (default %(default)s, aiokafka's and "
+        "kclient's default; Tansu holds a new group's join for half of it); 0 = each "
+        "client's default",
     )
     args = parser.parse_args(argv)
     n = args.records or (QUICK_RECORDS if args.quick else DEFAULT_RECORDS)

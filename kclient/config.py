@@ -380,8 +380,9 @@ class ConsumerConfig(CommonConfig):
     """Static membership id (KIP-345)."""
     group_protocol: str = setting("classic", choices=("classic", "consumer"))
     """Rebalance protocol."""
-    session_timeout_ms: int = setting(45000, ge=1)
-    """The group drops a member not heard from for this long."""
+    session_timeout_ms: int = setting(10000, ge=1)
+    """The group drops a member not heard from for this long (aiokafka's default; see
+    docs/design-notes/consumer-defaults.md for why not Java's 45 s)."""
     heartbeat_interval_ms: int = setting(3000, ge=1)
     """Time between heartbeats; must be below session_timeout_ms."""
     max_poll_interval_ms: int = setting(300000, ge=1)

@@ -20,7 +20,10 @@ bounds how many records a section of ``n`` bytes can hold.
 This module is the hot path of both producer and consumer, so it trades a
 little repetition for speed: varints of small values come from lookup
 tables, the decode loop inlines 1- and 2-byte varints, and records are
-NamedTuples built with ``tuple.__new__`` (no ``__init__`` call). Any
+NamedTuples built with ``tuple.__new__`` (no ``__init__`` call). One loop
+(:func:`_decode`) serves both :func:`decode_records` and the consumer's
+:func:`decode_records_into`, which hands runs of same-shaped records to the
+column-wise decoder in ``_runs.py``. Any
 inconsistency (a length that runs past the record, a record that runs past
 the section, a count that disagrees with the bytes) is a
 :class:`~protocol._errors_base.CorruptRecordError`.
@@ -28,14 +31,14 @@ the section, a count that disagrees with the bytes) is a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from functools import partial
 from itertools import repeat
-from operator import add, mul
-from typing import Final, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 from protocol._errors_base import CorruptRecordError, EncodeError
+from protocol.records._runs import RUN_MIN, ZZ2, Shape, take_run
 
 __all__ = [
     "MIN_RECORD_SIZE",
@@ -150,8 +153,8 @@ def record_size_upper_bound(
 
 # Zig-zag decoding of one-byte varints, and of two-byte ones indexed by
 # ``(b0 & 0x7f) | (b1 << 7)`` (the same table: a one-byte value is its own index).
-_ZZ1: Final[list[int]] = [(b >> 1) ^ -(b & 1) for b in range(128)]
-_ZZ2: Final[list[int]] = [(b >> 1) ^ -(b & 1) for b in range(1 << 14)]
+_ZZ1: Final[list[int]] = ZZ2[:128]
+_ZZ2: Final[list[int]] = ZZ2
 
 
 def _corrupt(msg: str) -> CorruptRecordError:
@@ -211,6 +214,14 @@ def _decode_headers(
     return headers, pos
 
 
+#: ``make(*prefix, offset, timestamp, timestamp_type, key, value, headers, leader_epoch,
+#: key_size, value_size)`` -> the caller's record object; sizes are the wire lengths (-1
+#: for null). ``prefix`` holds the caller's constant leading arguments (a consumer passes
+#: topic and partition), so a record class whose constructor takes its fields in this
+#: order is itself a factory and no Python-level wrapper runs per record.
+RecordFactory = Callable[..., _T]
+
+
 def decode_records(
     buf: bytes,
     pos: int,
@@ -223,19 +234,102 @@ def decode_records(
     """Decode exactly ``count`` records that fill ``buf[pos:end]``.
 
     ``fixed_timestamp`` replaces every record's timestamp (log-append-time
-    batches carry the broker's time in the batch header only).
+    batches carry the broker's time in the batch header only). Record by record, with
+    no column-wise runs: this is also the reference the run decoder is tested against.
+    """
+    out: list[Record] = []
+    _decode(out, Record, True, buf, pos, end, count, base_offset, base_timestamp, 0, -1,
+            fixed_timestamp, ())  # fmt: skip
+    return out
+
+
+def decode_records_into(
+    out: list[_T],
+    make: RecordFactory[_T],
+    buf: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    base_offset: int,
+    base_timestamp: int,
+    timestamp_type: int,
+    leader_epoch: int,
+    fixed_timestamp: int | None = None,
+    prefix: tuple[object, ...] = (),
+) -> None:
+    """Decode exactly ``count`` records filling ``buf[pos:end]``, appending
+    ``make(*prefix, ...)`` (see :data:`RecordFactory`) for each to ``out``: the same
+    records and the same errors as :func:`decode_records`, without an intermediate tuple
+    per record.
+
+    Records that share a shape (typical of one producer's batch) are decoded in runs,
+    column-wise (``protocol/records/_runs.py``); any record that does not fit a run goes
+    through the per-record loop, which does all the checking. On an error ``out`` may
+    hold some of the batch's records; callers decode a batch into a fresh list.
+    """
+    _decode(out, make, False, buf, pos, end, count, base_offset, base_timestamp,
+            timestamp_type, leader_epoch, fixed_timestamp, prefix)  # fmt: skip
+
+
+def _width(buf: bytes, at: int) -> int:
+    """Bytes of the (already decoded, so well-formed) varint at ``at``."""
+    width = 1
+    while buf[at + width - 1] >= 0x80:
+        width += 1
+    return width
+
+
+def _shape(
+    buf: bytes, start: int, len_w: int, size: int, klen: int, vlen: int, offset_delta: int
+) -> Shape:
+    """Field positions (relative to ``start``) of the record the loop just decoded, for
+    :func:`~protocol.records._runs.take_run`; re-derived here so that the loop does not
+    keep them for every record."""
+    ts_at = len_w + 1  # after the length and the attributes byte
+    off_at = ts_at + _width(buf, start + ts_at)
+    klen_at = off_at + _width(buf, start + off_at)
+    vlen_at = klen_at + _width(buf, start + klen_at) + max(klen, 0)
+    value_at = vlen_at + _width(buf, start + vlen_at)
+    return (len_w, ts_at, off_at, klen_at, vlen_at, value_at, size, klen, vlen, offset_delta)
+
+
+def _decode(
+    out: list[Any],
+    make: Callable[..., Any],
+    packed: bool,
+    buf: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    base_offset: int,
+    base_timestamp: int,
+    timestamp_type: int,
+    leader_epoch: int,
+    fixed_timestamp: int | None,
+    prefix: tuple[object, ...],
+) -> None:
+    """The one record loop, appending to ``out`` per record:
+
+    * ``packed``: ``tuple.__new__(make, (offset, timestamp, key, value, headers))``
+      (``make`` is a tuple subclass such as :class:`Record`), record by record only;
+    * otherwise ``make(*prefix, ...)`` (:data:`RecordFactory`), handing runs of
+      same-shaped records to :func:`~protocol.records._runs.take_run`.
     """
     if count < 0 or count > (end - pos) // MIN_RECORD_SIZE:
         raise _corrupt(f"record count {count} cannot fit in {end - pos} bytes")
     zz = _ZZ2
     tail = _varint_tail
     new = tuple.__new__
-    record_cls = Record
-    no_headers: tuple[()] = ()
-    out: list[Record] = []
     append = out.append
+    make_one = partial(make, *prefix) if prefix else make  # C-level; ~30 ns per call
+    record_cls = cast("type[tuple[Any, ...]]", make)
+    constants = [repeat(arg) for arg in prefix]
+    no_seq3 = [False]  # set once a 3-byte-delta run turned out not to be consecutive
+    no_headers: tuple[()] = ()
+    remaining = count
     try:
-        for _ in range(count):
+        while remaining:
+            start = pos
             # Each varint: 1 byte via table, 2 bytes inline, longer via _varint_tail.
             b = buf[pos]
             if b < 0x80:
@@ -312,8 +406,8 @@ def decode_records(
                 value = None
             else:
                 raise _corrupt(f"negative value length {vlen}")
-            b = buf[pos]
             headers: Sequence[tuple[str, bytes | None]]
+            b = buf[pos]
             if b == 0:
                 headers = no_headers
                 pos += 1
@@ -328,337 +422,32 @@ def decode_records(
             # where slicing silently clamps) shows up here.
             if pos != rec_end:
                 raise _corrupt("record fields disagree with the record length")
-            append(
-                new(
-                    record_cls,
-                    (
-                        base_offset + offset_delta,
-                        base_timestamp + ts_delta if fixed_timestamp is None else fixed_timestamp,
-                        key,
-                        value,
-                        headers,
-                    ),
-                )
-            )
-    except IndexError:
-        raise _corrupt("record runs past the end of the batch") from None
-    if pos != end:
-        raise _corrupt(f"{end - pos} bytes left after the declared {count} records")
-    return out
-
-
-# -- decoding straight into the caller's record objects (consumer hot path) ----------
-
-#: ``make(*prefix, offset, timestamp, timestamp_type, key, value, headers, leader_epoch,
-#: key_size, value_size)`` -> the caller's record object; sizes are the wire lengths (-1
-#: for null). ``prefix`` holds the caller's constant leading arguments (a consumer passes
-#: topic and partition), so a record class whose constructor takes its fields in this
-#: order is itself a factory and no Python-level wrapper runs per record.
-RecordFactory = Callable[..., _T]
-
-# Runs: a record followed by enough records of exactly its shape are decoded column-wise.
-_RUN_MIN: Final = 8
-_LOW_BYTES: Final = bytes(range(0x80))  # a varint's last byte
-_HIGH_BYTES: Final = bytes(range(0x80, 0x100))  # a varint's continuation byte
-# Zig-zag value of a two-byte varint (b0 >= 0x80, b1 < 0x80) indexed by b0 + 128 * b1.
-_ZZ2_AT: Final[list[int]] = [0] * 0x80 + _ZZ2
-# Offset deltas 0, 1, 2, ... as encoded: one byte each below 64, two bytes below 8192.
-_SEQ1: Final = bytes(range(0, 128, 2))
-_SEQ2_LO: Final = bytes(((2 * d) & 0x7F) | 0x80 for d in range(8192))
-_SEQ2_HI: Final = bytes((2 * d) >> 7 for d in range(8192))
-# Middle byte of three-byte deltas, by delta % 8192 (the low byte is _SEQ2_LO's).
-_SEQ3_MID: Final = bytes(((2 * d) >> 7) & 0x7F | 0x80 for d in range(8192))
-
-
-def _run_length(
-    buf: bytes, start: int, size: int, limit: int, checks: list[tuple[int, bytes]]
-) -> int:
-    """How many records from ``start`` (at most ``limit``, each ``size`` bytes) have every
-    checked byte in its allowed set: one C-level strided slice + lstrip per checked byte."""
-    stop = start + limit * size
-    run = limit
-    for rel, allowed in checks:
-        column = buf[start + rel : stop : size]
-        run = min(run, len(column) - len(column.lstrip(allowed)))
-        if run < _RUN_MIN:
-            return 0
-    return run
-
-
-def _varint_column(buf: bytes, at: int, stop: int, size: int, width: int) -> Iterable[int]:
-    """Zig-zag values of a 1- or 2-byte varint sitting at ``at`` in every record."""
-    if width == 1:
-        return map(_ZZ2.__getitem__, buf[at:stop:size])
-    return map(
-        _ZZ2_AT.__getitem__,
-        map(add, buf[at:stop:size], map(mul, buf[at + 1 : stop : size], repeat(0x80))),
-    )
-
-
-def decode_records_into(
-    out: list[_T],
-    make: RecordFactory[_T],
-    buf: bytes,
-    pos: int,
-    end: int,
-    count: int,
-    base_offset: int,
-    base_timestamp: int,
-    timestamp_type: int,
-    leader_epoch: int,
-    fixed_timestamp: int | None = None,
-    prefix: tuple[object, ...] = (),
-) -> None:
-    """Decode exactly ``count`` records filling ``buf[pos:end]``, appending
-    ``make(*prefix, ...)`` (see :data:`RecordFactory`) for each to ``out``: the same
-    records and the same errors as :func:`decode_records`, without an intermediate tuple
-    per record.
-
-    Records that share a shape (same total size, key and value lengths, no headers,
-    one- or two-byte timestamp/offset deltas: typical of one producer's batch) are
-    decoded in runs: the bytes that must agree are compared for the whole run at once
-    through strided slices, and the columns (offsets, timestamps, values) are built by
-    C-level ``map``/``range`` instead of a Python loop per record. Any record that does
-    not fit the run goes through the per-record loop, which does all the checking.
-    On an error ``out`` may hold some of the batch's records; callers decode a batch
-    into a fresh list.
-    """
-    if count < 0 or count > (end - pos) // MIN_RECORD_SIZE:
-        raise _corrupt(f"record count {count} cannot fit in {end - pos} bytes")
-    zz = _ZZ2
-    tail = _varint_tail
-    append = out.append
-    extend = out.extend
-    make_one = partial(make, *prefix) if prefix else make  # C-level; ~30 ns per call
-    constants = [repeat(arg) for arg in prefix]
-    no_seq3 = False
-    no_headers: tuple[()] = ()
-    remaining = count
-    try:
-        while remaining:
-            start = pos
-            # -- one record, field by field (as decode_records) --------------------------
-            b = buf[pos]
-            if b < 0x80:
-                length = zz[b]
-                pos += 1
-            else:
-                b2 = buf[pos + 1]
-                if b2 < 0x80:
-                    length = zz[(b & 0x7F) | (b2 << 7)]
-                    pos += 2
-                else:
-                    length, pos = tail(buf, pos, 5)
-            rec_end = pos + length
-            if length < 6 or rec_end > end:
-                raise _corrupt(f"record length {length} does not fit the batch")
-            len_w = pos - start
-            pos += 1  # attributes: unused
-            ts_at = pos
-            b = buf[pos]
-            if b < 0x80:
-                ts_delta = zz[b]
-                pos += 1
-            else:
-                b2 = buf[pos + 1]
-                if b2 < 0x80:
-                    ts_delta = zz[(b & 0x7F) | (b2 << 7)]
-                    pos += 2
-                else:
-                    ts_delta, pos = tail(buf, pos, 10)
-            off_at = pos
-            b = buf[pos]
-            if b < 0x80:
-                offset_delta = zz[b]
-                pos += 1
-            else:
-                b2 = buf[pos + 1]
-                if b2 < 0x80:
-                    offset_delta = zz[(b & 0x7F) | (b2 << 7)]
-                    pos += 2
-                else:
-                    offset_delta, pos = tail(buf, pos, 5)
-            klen_at = pos
-            b = buf[pos]
-            if b < 0x80:
-                klen = zz[b]
-                pos += 1
-            else:
-                b2 = buf[pos + 1]
-                if b2 < 0x80:
-                    klen = zz[(b & 0x7F) | (b2 << 7)]
-                    pos += 2
-                else:
-                    klen, pos = tail(buf, pos, 5)
-            key: bytes | None
-            if klen >= 0:
-                key = buf[pos : pos + klen]
-                pos += klen
-            elif klen == -1:
-                key = None
-            else:
-                raise _corrupt(f"negative key length {klen}")
-            vlen_at = pos
-            b = buf[pos]
-            if b < 0x80:
-                vlen = zz[b]
-                pos += 1
-            else:
-                b2 = buf[pos + 1]
-                if b2 < 0x80:
-                    vlen = zz[(b & 0x7F) | (b2 << 7)]
-                    pos += 2
-                else:
-                    vlen, pos = tail(buf, pos, 5)
-            value: bytes | None
-            if vlen >= 0:
-                value = buf[pos : pos + vlen]
-                pos += vlen
-            elif vlen == -1:
-                value = None
-            else:
-                raise _corrupt(f"negative value length {vlen}")
-            value_at = pos - (vlen if vlen > 0 else 0)
-            headers: Sequence[tuple[str, bytes | None]]
-            b = buf[pos]
-            if b == 0:
-                headers = no_headers
-                pos += 1
-            else:
-                if b < 0x80:
-                    hcount = zz[b]
-                    pos += 1
-                else:
-                    hcount, pos = tail(buf, pos, 5)
-                headers, pos = _decode_headers(buf, pos, hcount, rec_end)
-            if pos != rec_end:
-                raise _corrupt("record fields disagree with the record length")
-            append(
-                make_one(
-                    base_offset + offset_delta,
-                    base_timestamp + ts_delta if fixed_timestamp is None else fixed_timestamp,
-                    timestamp_type,
-                    key,
-                    value,
-                    headers,
-                    leader_epoch,
-                    klen,
-                    vlen,
-                )
-            )
             remaining -= 1
-            # -- then, if it is there, a run of records shaped exactly like this one -----
-            # (A template with headers, even an empty list written as a non-canonical
-            # varint, never starts a run: only a one-byte zero count is compared below.)
-            if remaining < _RUN_MIN or headers is not no_headers:
+            if packed:
+                append(new(record_cls, (base_offset + offset_delta,
+                    base_timestamp + ts_delta if fixed_timestamp is None else fixed_timestamp,
+                    key, value, headers)))  # fmt: skip
                 continue
-            ts_w = off_at - ts_at
-            off_w = klen_at - off_at
-            if ts_w > 2 or off_w > 3 or vlen_at - klen_at - (klen if klen > 0 else 0) > 2:
-                continue
-            size = pos - start
-            limit = min(remaining, (end - pos) // size)
-            first = offset_delta + 1  # the next record's delta, if they are consecutive
-            if off_w == 3:
-                # Three-byte deltas (batches beyond 8192 records) are only taken when
-                # consecutive, checked per 8192-record block (the top byte is constant).
-                if no_seq3 or not 8192 <= first < 1 << 20:
-                    continue
-                limit = min(limit, 8192 - first % 8192)
-            if limit < _RUN_MIN:
-                continue
-            # Bytes that must be equal in every record of the run: the length varint
-            # (so every record is ``size`` bytes and they tile the section), the key and
-            # value length varints and the zero header count. The varying deltas must
-            # keep their width. Attributes are ignored, as above. Together these make
-            # every field sit at the same place, so the per-record checks above hold.
-            checks = [(rel, buf[start + rel : start + rel + 1]) for rel in range(len_w)]
-            checks += [
-                (rel, buf[start + rel : start + rel + 1])
-                for rel in range(klen_at - start, vlen_at - start - max(klen, 0))
-            ]
-            checks += [
-                (rel, buf[start + rel : start + rel + 1])
-                for rel in range(vlen_at - start, value_at - start)
-            ]
-            checks.append((size - 1, b"\x00"))
-            for at, w in ((ts_at, ts_w), (off_at, off_w)):
-                for i in range(w - 1):
-                    checks.append((at - start + i, _HIGH_BYTES))
-                checks.append((at - start + w - 1, _LOW_BYTES))
-            # Probe a few records first: data whose shape keeps changing costs a short
-            # look per record, never a scan of the rest of the batch.
-            probe = min(limit, 2 * _RUN_MIN)
-            run = _run_length(buf, pos, size, probe, checks)
-            if run == probe < limit:
-                run = _run_length(buf, pos, size, limit, checks)
-            if not run:
-                continue
-            stop = pos + run * size
-            # Offsets: producers number records 0, 1, 2, ... so compare the encoded
-            # deltas with that sequence at once; decode them one by one only if not.
-            offsets: Iterable[int]
-            rel = pos + (off_at - start)
-            if off_w == 3:
-                low = first % 8192
-                if (
-                    buf[rel:stop:size] == _SEQ2_LO[low : low + run]
-                    and buf[rel + 1 : stop : size] == _SEQ3_MID[low : low + run]
-                    and buf[rel + 2 : stop : size] == bytes((first >> 13,)) * run
-                ):
-                    offsets = range(base_offset + first, base_offset + first + run)
-                else:
-                    no_seq3 = True  # not consecutive: per record from here on
-                    continue
-            elif (
-                off_w == 1
-                and 0 <= first
-                and first + run <= 64
-                and buf[rel:stop:size] == _SEQ1[first : first + run]
-            ) or (
-                off_w == 2
-                and 64 <= first
-                and first + run <= 8192
-                and buf[rel:stop:size] == _SEQ2_LO[first : first + run]
-                and buf[rel + 1 : stop : size] == _SEQ2_HI[first : first + run]
+            append(make_one(base_offset + offset_delta,
+                base_timestamp + ts_delta if fixed_timestamp is None else fixed_timestamp,
+                timestamp_type, key, value, headers, leader_epoch, klen, vlen))  # fmt: skip
+            # Then, if it is there, a run of records shaped exactly like this one. (A
+            # template with headers, even an empty list written as a non-canonical
+            # varint, never starts a run: only a one-byte zero count is compared.) The
+            # cheap look at the next record's length keeps mixed data at full speed.
+            len_w = rec_end - length - start
+            if (
+                remaining >= RUN_MIN
+                and headers is no_headers
+                and buf[pos : pos + len_w] == buf[start : start + len_w]
             ):
-                offsets = range(base_offset + first, base_offset + first + run)
-            else:
-                offsets = map(add, repeat(base_offset), _varint_column(buf, rel, stop, size, off_w))
-            timestamps: Iterable[int]
-            if fixed_timestamp is not None:
-                timestamps = repeat(fixed_timestamp)
-            else:
-                rel = pos + (ts_at - start)
-                timestamps = map(
-                    add, repeat(base_timestamp), _varint_column(buf, rel, stop, size, ts_w)
-                )
-            keys: Iterable[bytes | None]
-            if klen < 0:
-                keys = repeat(None)
-            else:
-                rel = pos + (vlen_at - start) - klen
-                keys = map(
-                    buf.__getitem__,
-                    map(slice, range(rel, stop, size), range(rel + klen, stop + klen, size)),
-                )
-            values: Iterable[bytes | None]
-            if vlen < 0:
-                values = repeat(None)
-            else:
-                rel = pos + (value_at - start)
-                values = map(
-                    buf.__getitem__,
-                    map(slice, range(rel, stop, size), range(rel + vlen, stop + vlen, size)),
-                )
-            extend(
-                map(
-                    make, *constants, offsets, timestamps, repeat(timestamp_type), keys, values,
-                    repeat(no_headers), repeat(leader_epoch), repeat(klen), repeat(vlen),
-                )
-            )  # fmt: skip
-            pos = stop
-            remaining -= run
+                shape = _shape(buf, start, len_w, pos - start, klen, vlen, offset_delta)
+                taken = take_run(
+                    out, make, constants, buf, start, end, remaining, shape, base_offset,
+                    base_timestamp, fixed_timestamp, timestamp_type, leader_epoch, no_seq3,
+                )  # fmt: skip
+                pos += taken * (pos - start)
+                remaining -= taken
     except IndexError:
         raise _corrupt("record runs past the end of the batch") from None
     if pos != end:
