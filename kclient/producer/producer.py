@@ -71,7 +71,7 @@ from kclient.producer.txn_api import TransactionalProducer
 from kclient.producer.txn_plans import TxnOperation
 from kclient.structs import RecordMetadata
 from protocol.compression import Codec
-from protocol.errors import RecordTooLargeError, error_for_code
+from protocol.errors import InvalidTopicError, RecordTooLargeError, error_for_code
 
 __all__ = ["AsyncProducer", "ProducerRecord"]
 
@@ -110,12 +110,18 @@ def _loop_clock_ms() -> Callable[[], float]:
 
 
 def _validate_topic(topic: object) -> str:
-    if not isinstance(topic, str) or not topic:
-        raise ValueError(f"topic must be a non-empty string, got {topic!r}")
+    """TypeError for a non-string, InvalidTopicError for a name the broker would refuse
+    (reliability.md B6, Java's rule): at the call site, before anything is queued."""
+    if not isinstance(topic, str):
+        raise TypeError(f"topic must be a str, got {type(topic).__name__}")
+    if not topic:
+        raise InvalidTopicError("topic name is empty")
     if len(topic) > _MAX_TOPIC_LENGTH:
-        raise ValueError(f"topic name longer than {_MAX_TOPIC_LENGTH} characters")
+        raise InvalidTopicError(f"topic name longer than {_MAX_TOPIC_LENGTH} characters")
     if topic in (".", "..") or not _TOPIC_NAME.fullmatch(topic):
-        raise ValueError(f"invalid topic name {topic!r}: use ASCII letters, digits, '.', '_', '-'")
+        raise InvalidTopicError(
+            f"invalid topic name {topic!r}: use ASCII letters, digits, '.', '_', '-'"
+        )
     return topic
 
 

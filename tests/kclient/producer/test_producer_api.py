@@ -11,7 +11,7 @@ from kclient import AsyncProducer, IllegalStateError, ProducerRecord, RecordMeta
 from kclient.errors import BufferFullError
 from kclient.producer.batch import DeliveryFuture, DeliveryState
 from kclient.testing.mock import MockCluster
-from protocol.errors import RecordTooLargeError
+from protocol.errors import InvalidTopicError, RecordTooLargeError
 
 from ._helpers import log_records, log_values, make_producer
 
@@ -103,10 +103,10 @@ async def test_serializers_and_custom_partitioner() -> None:
 @pytest.mark.parametrize(
     ("args", "kwargs", "error"),
     [
-        ((None, b"v"), {}, ValueError),
-        (("", b"v"), {}, ValueError),
-        (("bad topic!", b"v"), {}, ValueError),
-        (("x" * 250, b"v"), {}, ValueError),
+        ((None, b"v"), {}, TypeError),
+        (("", b"v"), {}, InvalidTopicError),
+        (("bad topic!", b"v"), {}, InvalidTopicError),
+        (("x" * 250, b"v"), {}, InvalidTopicError),
         (("t", "text"), {}, TypeError),
         (("t", b"v"), {"key": 5}, TypeError),
         (("t", b"v"), {"partition": 3}, ValueError),

@@ -182,12 +182,6 @@ async def test_b6_broker_invalid_topic_fails_the_send_quickly() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    strict=True,
-    reason="producer._validate_topic raises ValueError; B6 wants TypeError for a non-str "
-    "topic and InvalidTopicError for an empty, too long or badly spelt one "
-    "(kclient/producer is owned by another helper)",
-)
 @pytest.mark.parametrize(
     ("topic", "error"),
     [
