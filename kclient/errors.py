@@ -41,7 +41,7 @@ Messages never contain credentials: they name mechanisms and user names at most.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocol._errors_base import (
     BrokerResponseError,
@@ -51,20 +51,30 @@ from protocol._errors_base import (
     KafkaProtocolError,
 )
 
+if TYPE_CHECKING:
+    from kclient.structs import TopicPartition
+
 __all__ = [
     "AuthenticationError",
     "BrokerResponseError",
     "BufferFullError",
+    "CommitFailedError",
     "ConfigError",
+    "ConsumerError",
+    "CorruptBatchError",
     "CorruptRecordError",
     "DeliveryTimeoutError",
     "FramingError",
+    "GroupRequiredError",
     "IllegalStateError",
     "KafkaConnectionError",
     "KafkaError",
     "KafkaProtocolError",
     "KafkaTimeoutError",
+    "LogTruncationError",
+    "MaxPollIntervalExceededError",
     "NoBrokersAvailableError",
+    "NoOffsetForPartitionError",
     "ProducerClosedError",
     "ProducerFencedError",
     "SSLVerificationError",
@@ -279,7 +289,39 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'kclient.errors' has no attribute {name!r}")
 
 
-# -- consumer (added by the consumer helper; additive) -----------------------------------
+# -- consumer ------------------------------------------------------------------------------
+
+
+class ConsumerError(KafkaError):
+    """Root of consumer-side client errors."""
+
+
+class CommitFailedError(ConsumerError):
+    """The commit cannot succeed: the group rebalanced and the partitions may be owned by
+    another member now. The consumer rejoins on its own; the application should not retry
+    the same commit blindly."""
+
+
+class MaxPollIntervalExceededError(ConsumerError):
+    """The application did not poll within ``max_poll_interval_ms``; the consumer left the
+    group and will rejoin on the next poll."""
+
+
+class CorruptBatchError(CorruptRecordError):
+    """A fetched batch failed its CRC or could not be decoded. Raised at the same position
+    on every poll until the application seeks past ``offset`` on ``topic_partition``."""
+
+    def __init__(self, tp: TopicPartition, offset: int, cause: BaseException) -> None:
+        super().__init__(
+            f"corrupt record batch in {tp.topic}-{tp.partition} at offset {offset}: {cause}"
+        )
+        self.topic_partition = tp
+        self.offset = offset
+
+
+class NoOffsetForPartitionError(ConsumerError):
+    """A partition has no committed offset and ``auto_offset_reset="none"``: the
+    application must seek before consuming it."""
 
 
 class GroupRequiredError(IllegalStateError):

@@ -2,7 +2,7 @@
 
 Broker errors are the generated ``protocol.errors`` classes (``RebalanceInProgressError``,
 ``FencedInstanceIdError``...); :func:`broker_error` builds them from a code. The two
-client-side classes below should move into ``kclient/errors.py`` (TODO(integration)).
+client-side consumer errors live in ``kclient/errors.py`` and are re-exported here.
 ``ErrorCode`` names the codes the pure cores branch on, so they compare plain ints.
 """
 
@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import enum
 
-from kclient.errors import IllegalStateError
-from protocol._errors_base import BrokerResponseError, KafkaError
+from kclient.errors import (
+    CommitFailedError,
+    ConsumerError,
+    IllegalStateError,
+    MaxPollIntervalExceededError,
+    NoOffsetForPartitionError,
+)
+from protocol._errors_base import BrokerResponseError
 from protocol.errors import error_for_code
 
 __all__ = [
@@ -75,27 +81,7 @@ FATAL_JOIN_ERRORS = frozenset(
 )
 
 
-class ConsumerError(KafkaError):
-    """Root of consumer-side client errors."""
-
-
-class CommitFailedError(ConsumerError):
-    """The commit cannot succeed: the group rebalanced and the partitions may be owned by
-    another member now. The consumer rejoins on its own; the application should not retry
-    the same commit blindly."""
-
-
-class MaxPollIntervalExceededError(ConsumerError):
-    """The application did not poll within ``max_poll_interval_ms``; the consumer left the
-    group and will rejoin on the next poll."""
-
-
 def broker_error(code: int, message: str | None = None) -> BrokerResponseError:
     """The generated broker-error instance for ``code`` (e.g. RebalanceInProgressError,
     also used when the client itself decides a commit hit a rebalance, as Java does)."""
     return error_for_code(code)(message)
-
-
-class NoOffsetForPartitionError(ConsumerError):
-    """A partition has no committed offset and ``auto_offset_reset="none"``: the
-    application must seek before consuming it."""

@@ -49,6 +49,7 @@ from kclient.consumer.fetch_session import (
     FetchSessionRequest,
 )
 from kclient.consumer.subscription import OffsetResetStrategy, SubscriptionState
+from kclient.errors import CorruptBatchError
 from kclient.structs import ConsumerRecord, TopicPartition
 from protocol._errors_base import BrokerResponseError, CorruptRecordError
 from protocol.messages.fetch import (
@@ -98,18 +99,6 @@ _METADATA_ERRORS = frozenset(
 )
 #: Errors the application must see (queued at the partition's position).
 _USER_ERRORS = frozenset({ErrorCode.TOPIC_AUTHORIZATION_FAILED, ErrorCode.OFFSET_OUT_OF_RANGE})
-
-
-class CorruptBatchError(CorruptRecordError):
-    """A fetched batch failed its CRC or could not be decoded. Raised at the same position
-    on every poll until the application seeks past ``offset`` on ``topic_partition``."""
-
-    def __init__(self, tp: TopicPartition, offset: int, cause: BaseException) -> None:
-        super().__init__(
-            f"corrupt record batch in {tp.topic}-{tp.partition} at offset {offset}: {cause}"
-        )
-        self.topic_partition = tp
-        self.offset = offset
 
 
 # -- planning -------------------------------------------------------------------------------
