@@ -21,6 +21,7 @@ from kclient.config import AdminConfig, CommonConfig, ConsumerConfig, ProducerCo
 # -- consumer (kclient.consumer) --
 from kclient.consumer.consumer import AsyncConsumer
 from kclient.consumer.listener import ConsumerRebalanceListener
+from kclient.eos import AsyncGroupTransactSession
 from kclient.errors import (
     AuthenticationError,
     BrokerResponseError,
@@ -56,7 +57,7 @@ from kclient.producer.txn_types import ConsumerGroupMetadata
 from kclient.structs import ConsumerRecord, OffsetAndMetadata, RecordMetadata, TopicPartition
 
 # -- sync facades (kclient.sync): blocking twins of the async clients --
-from kclient.sync import Admin, Consumer, Producer
+from kclient.sync import Admin, Consumer, GroupTransactSession, Producer
 
 __all__ = [
     "Admin",
@@ -64,6 +65,7 @@ __all__ = [
     "AlterConfigOp",
     "AsyncAdmin",
     "AsyncConsumer",
+    "AsyncGroupTransactSession",
     "AsyncProducer",
     "AuthenticationError",
     "BrokerResponseError",
@@ -79,6 +81,7 @@ __all__ = [
     "ConsumerRecord",
     "CorruptBatchError",
     "DeliveryTimeoutError",
+    "GroupTransactSession",
     "IllegalStateError",
     "KafkaConnectionError",
     "KafkaError",

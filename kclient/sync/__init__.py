@@ -7,6 +7,14 @@ Thin facades over the async clients, run on one shared background event loop; se
 from kclient.sync._portal import ClientClosedError, SyncInEventLoopError
 from kclient.sync.admin import Admin
 from kclient.sync.consumer import Consumer
+from kclient.sync.eos import GroupTransactSession
 from kclient.sync.producer import Producer
 
-__all__ = ["Admin", "ClientClosedError", "Consumer", "Producer", "SyncInEventLoopError"]
+__all__ = [
+    "Admin",
+    "ClientClosedError",
+    "Consumer",
+    "GroupTransactSession",
+    "Producer",
+    "SyncInEventLoopError",
+]
