@@ -244,7 +244,7 @@ def test_close_from_another_thread_ends_blocked_calls_and_iteration() -> None:
     for t in threads:
         t.join(5)
         assert not t.is_alive()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # generous: CI runs this on a loaded 2-core box
     assert seen == [0, 1, 2]
     assert len(errors) == 1 and isinstance(errors[0], ClientClosedError)
     assert "cancelled" in client._impl.events and client._impl.events[-1] == "closed"
