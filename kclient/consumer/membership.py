@@ -116,6 +116,13 @@ class GroupMember:
         self.protocol_name: str | None = None
         self.leader_id: str | None = None
         self.owned: frozenset[TopicPartition] = frozenset()
+        #: Generation whose SyncGroup handed us ``owned`` (sent with them in JoinGroup,
+        #: KIP-792). Not ``generation_id``: a JoinGroup answer whose SyncGroup then fails
+        #: confirmed nothing, and claiming the owned partitions under it would both
+        #: overstate the claim (the sticky assignors rank claims by generation) and make
+        #: the rejoin's metadata differ from what the coordinator holds, which on Tansu
+        #: starts yet another rebalance (docs/design-notes/tansu-quirks.md).
+        self.owned_generation = NO_GENERATION
         self.topics: frozenset[str] = frozenset()
         self.join_count = 0  # JoinGroup requests built; tests assert on it
         self._fatal: KafkaError | None = None
@@ -162,6 +169,7 @@ class GroupMember:
     def _lose_partitions(self) -> None:
         self._emit(gt.RebalanceEventKind.LOST, self.owned)
         self.owned = frozenset()
+        self.owned_generation = NO_GENERATION
 
     def _reset_generation(self, *, reset_member_id: bool) -> None:
         """Membership is gone: partitions are lost, join again from scratch."""
@@ -354,7 +362,7 @@ class GroupMember:
         if self._events:
             return  # revoke callbacks first; JoinGroup on the next poll
         assert self.coordinator is not None
-        protocols = self._protocol.join_protocols(self.topics, self.owned, self.generation_id)
+        protocols = self._protocol.join_protocols(self.topics, self.owned, self.owned_generation)
         request = gt.JoinGroupRequest(
             self.coordinator,
             self.config.group_id,
@@ -379,6 +387,7 @@ class GroupMember:
         if self._protocol.rebalance_protocol is RebalanceProtocol.EAGER:
             self._emit(gt.RebalanceEventKind.REVOKED, self.owned)
             self.owned = frozenset()
+            self.owned_generation = NO_GENERATION
 
     def _plan_heartbeat(self, now: int, result: gt.PollResult) -> None:
         if self._hb_in_flight is not None or now < self._next_heartbeat:
@@ -533,6 +542,7 @@ class GroupMember:
         # can hand it on, which takes a second rebalance (KIP-429).
         self._emit(gt.RebalanceEventKind.REVOKED, revoked)
         self.owned = assigned
+        self.owned_generation = self.generation_id
         self._emit(gt.RebalanceEventKind.ASSIGNED, added)
         if revoked:
             self._join_prepared = True  # nothing left to revoke before this join
@@ -611,6 +621,7 @@ class GroupMember:
         else:
             self._emit(gt.RebalanceEventKind.LOST, self.owned)
         self.owned = frozenset()
+        self.owned_generation = NO_GENERATION
         events, self._events = self._events, []
         return events
 
@@ -627,4 +638,5 @@ class GroupMember:
         if self.state is not MemberState.CLOSED:
             self._transition_to(MemberState.CLOSED)
         self.generation_id, self.owned = NO_GENERATION, frozenset()
+        self.owned_generation = NO_GENERATION
         return request
