@@ -49,7 +49,7 @@ from kclient.consumer.assignors import (
 )
 from kclient.consumer.fetch_task import FetchTask
 from kclient.consumer.fetcher import FetchBuffer
-from kclient.consumer.group_protocol import ConsumerGroupProtocol
+from kclient.consumer.group_protocol import ConsumerGroupProtocol, group_subscription
 from kclient.consumer.listener import invoke
 from kclient.consumer.membership import NO_GENERATION, GroupMember
 from kclient.consumer.offsets import (
@@ -69,6 +69,7 @@ from kclient.structs import OffsetAndMetadata, TopicPartition
 from protocol.messages import find_coordinator as fc
 from protocol.messages import offset_commit as oc
 from protocol.messages import offset_fetch as of
+from protocol.messages.join_group import JoinGroupResponse
 from protocol.messages.leave_group import LeaveGroupRequest as LeaveMessage
 
 __all__ = ["Coordinator", "make_assignors"]
@@ -354,11 +355,35 @@ class Coordinator:
             if member is self.member:
                 member.on_request_failed(request, int(now_ms()))
         else:
+            if isinstance(request, gt.JoinGroupRequest):
+                await self._cover_group_topics(response)
             # An answer for a member that left meanwhile (close, unsubscribe) is moot.
             if member is self.member and member.state.name != "CLOSED":
                 self._dispatch(request, response, version)
         finally:
             self.wake()
+
+    async def _cover_group_topics(self, response: object) -> None:
+        """Leader only: the assignor needs the partition counts of every member's topics,
+        not just of ours, so fetch metadata for the whole group subscription before
+        assigning (as Java's leader does). Bounded well inside the session timeout: on
+        a timeout or a topic error the assignment goes ahead with what is known, and a
+        later partition-count change triggers a rejoin."""
+        if not (
+            isinstance(response, JoinGroupResponse)
+            and response.error_code == 0
+            and response.leader == response.member_id
+        ):
+            return
+        wanted = set(group_subscription(m.metadata for m in response.members))
+        self._subs.set_group_topics(wanted)
+        if wanted <= set(self._metadata.snapshot.topics):
+            return
+        budget = min(self._config.request_timeout_ms, self._config.session_timeout_ms / 2)
+        try:
+            await self._metadata.wait_for_topics(wanted, timeout_ms=budget)
+        except KafkaError as exc:
+            log.info("assigning without metadata for some group topics: %s", exc)
 
     def _dispatch(self, request: gt.GroupRequest, response: object, version: int) -> None:
         wire.deliver_response(self.member, request, response, version, int(now_ms()))

@@ -38,7 +38,7 @@ from protocol.messages.consumer_protocol import (
     encode_subscription,
 )
 
-__all__ = ["ConsumerGroupProtocol"]
+__all__ = ["ConsumerGroupProtocol", "group_subscription"]
 
 _VERSION = 3
 
@@ -48,6 +48,18 @@ def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
     for tp in sorted(partitions):
         grouped.setdefault(tp.topic, []).append(tp.partition)
     return grouped
+
+
+def group_subscription(metadata: Iterable[bytes]) -> frozenset[str]:
+    """Every topic the members' subscription metadata names (undecodable entries are
+    skipped: the assignor treats such a member as subscribing to nothing)."""
+    topics: set[str] = set()
+    for raw in metadata:
+        try:
+            topics.update(decode_subscription(raw).topics)
+        except KafkaProtocolError:
+            continue
+    return frozenset(topics)
 
 
 class ConsumerGroupProtocol:
