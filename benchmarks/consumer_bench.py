@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from benchmarks._harness import (
@@ -102,6 +102,16 @@ class _Clock:
 # -- workers (each runs in its own subprocess) ------------------------------------------------
 
 
+def _tally(batches: Iterable[Sequence[Any]]) -> tuple[int, int]:
+    """Records and value bytes in one poll's batches (the same work for every client)."""
+    count = nbytes = 0
+    for records in batches:
+        count += len(records)
+        for record in records:
+            nbytes += len(record.value)
+    return count, nbytes
+
+
 def _session(params: dict[str, Any]) -> dict[str, Any]:
     """``session_timeout_ms`` when the run pins it (0 keeps each client's default)."""
     value = params.get("session_timeout_ms") or 0
@@ -127,11 +137,7 @@ def kclient_worker(params: dict[str, Any]) -> dict[str, Any]:
             getmany = consumer.getmany
             while True:
                 batches = await getmany(timeout_ms=1000, max_records=POLL_RECORDS)
-                count = nbytes = 0
-                for records in batches.values():
-                    count += len(records)
-                    for record in records:
-                        nbytes += len(record.value)
+                count, nbytes = _tally(batches.values())
                 if clock.add(count, nbytes):
                     return clock.result()
 
@@ -159,11 +165,7 @@ def aiokafka_worker(params: dict[str, Any]) -> dict[str, Any]:
             getmany = consumer.getmany
             while True:
                 batches = await getmany(timeout_ms=1000, max_records=POLL_RECORDS)
-                count = nbytes = 0
-                for records in batches.values():
-                    count += len(records)
-                    for record in records:
-                        nbytes += len(record.value)
+                count, nbytes = _tally(batches.values())
                 if clock.add(count, nbytes):
                     return clock.result()
         finally:
@@ -188,11 +190,7 @@ def kafka_python_worker(params: dict[str, Any]) -> dict[str, Any]:
         poll = consumer.poll
         while True:
             batches = poll(timeout_ms=1000, max_records=POLL_RECORDS)
-            count = nbytes = 0
-            for records in batches.values():
-                count += len(records)
-                for record in records:
-                    nbytes += len(record.value)
+            count, nbytes = _tally(batches.values())
             if clock.add(count, nbytes):
                 return clock.result()
     finally:
