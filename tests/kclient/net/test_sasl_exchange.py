@@ -271,4 +271,6 @@ async def test_rejected_credentials_do_not_cause_a_reconnect_storm() -> None:
         await pool.aclose()
     # 0 ms, +200, +400, +800 (with jitter): a handful of attempts, never hundreds
     assert 2 <= broker.connections <= 6
-    assert failures == broker.connections
+    # Every connection but the last ended in an AuthenticationError; the last one may
+    # have been accepted by the broker just before the deadline cancelled the attempt.
+    assert broker.connections - 1 <= failures <= broker.connections
