@@ -37,9 +37,16 @@ log = logging.getLogger("kclient")
 class ClientRuntime:
     """Task group + :class:`ConnectionPool` + running :class:`MetadataManager`."""
 
-    def __init__(self, config: CommonConfig, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        config: CommonConfig,
+        *,
+        transport: Transport | None = None,
+        auto_create_topics: bool = False,
+    ) -> None:
         self.config = config
         self._transport = transport
+        self._auto_create = auto_create_topics
         self._outer: anyio.abc.TaskGroup | None = None
         self._host_scope: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -80,7 +87,9 @@ class ClientRuntime:
         try:
             self._tg = await outer.start(self._host)
             self._pool = ConnectionPool(self.config, self._tg, transport=self._transport)
-            self._metadata = MetadataManager(self.config, self._pool)
+            self._metadata = MetadataManager(
+                self.config, self._pool, auto_create_topics=self._auto_create
+            )
             await self.start_driver(self._metadata.run)
         except BaseException:
             await self.stop()

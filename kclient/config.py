@@ -329,6 +329,8 @@ class ProducerConfig(CommonConfig):
     """Spread keyed records like keyless ones."""
     metadata_max_idle_ms: int = setting(300000, ge=5000)
     """Forget metadata of topics not produced to for this long."""
+    allow_auto_create_topics: bool = True
+    """Let the broker create a topic this producer sends to that does not exist yet."""
 
     def _normalize(self) -> None:
         super()._normalize()

@@ -50,11 +50,16 @@ class MetadataManager:
         pool: ConnectionPool,
         *,
         all_topics: bool = False,
+        auto_create_topics: bool = False,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._config = config
         self._pool = pool
         self._all_topics = all_topics
+        # Whether named topics that do not exist may be created by the broker (its
+        # auto.create.topics.enable decides): producers and subscribing consumers ask,
+        # like the Java client; the admin client never does.
+        self._auto_create = auto_create_topics
         self._rand = rand
         self.snapshot = ClusterSnapshot()
         self.last_update: MetadataUpdate | None = None
@@ -183,7 +188,7 @@ class MetadataManager:
             topics=None
             if self._all_topics
             else [MetadataRequestTopic(name=t) for t in sorted(self._topics)],
-            allow_auto_topic_creation=False,
+            allow_auto_topic_creation=self._auto_create and not self._all_topics,
         )
         errors: list[str] = []
         for node_id in self._candidates():

@@ -145,7 +145,9 @@ class AsyncConsumer(Generic[K, V]):
     async def _start_drivers(self, tg: anyio.abc.TaskGroup) -> None:
         cfg = self.config
         self._pool = ConnectionPool(cfg, tg)
-        self._metadata = MetadataManager(cfg, self._pool)
+        self._metadata = MetadataManager(
+            cfg, self._pool, auto_create_topics=cfg.allow_auto_create_topics
+        )
         await tg.start(self._guard, self._metadata.run)
         self._fetch = FetchTask(
             cfg, self._pool, self._metadata, self._subs, self._buffer,

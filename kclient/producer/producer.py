@@ -164,7 +164,9 @@ class AsyncProducer(TransactionalProducer):
         self.config = config
         self._ks, self._vs = key_serializer, value_serializer
         self._serializing = key_serializer is not None or value_serializer is not None
-        self._runtime = ClientRuntime(config, transport=transport)
+        self._runtime = ClientRuntime(
+            config, transport=transport, auto_create_topics=config.allow_auto_create_topics
+        )
         self._idem = IdempotenceManager(
             enabled=config.enable_idempotence,
             delivery_timeout_ms=config.delivery_timeout_ms,
