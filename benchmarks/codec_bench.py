@@ -3,7 +3,8 @@
 Builds and parses one batch of 1,000 records (10-byte keys, 100-byte values,
 no headers) per codec and reports records/s plus our speed-up over each other
 implementation. Run with ``python -m benchmarks.codec_bench`` (``--quick`` for a
-few-second CI smoke run).
+few-second CI smoke run, ``--json PATH`` to also save the figures in the same shape as
+producer_bench and consumer_bench: one result per implementation, codec and operation).
 
 Fairness notes: every implementation compresses at the same level where the
 libraries allow it (gzip 9, which kafka-python and aiokafka hard-code; zstd 3;
@@ -28,6 +29,7 @@ from typing import Any
 
 import cramjam
 
+from benchmarks._harness import Result, save_json
 from protocol.records import BatchBuilder, Codec, read_batches
 
 N_RECORDS = 1000
@@ -165,9 +167,26 @@ def best_time(fn: Callable[[], Any], min_seconds: float, repeats: int) -> float:
     return best
 
 
+def _result(
+    name: str, codec: Codec, op: str, seconds: float | None, note: str | None = None
+) -> Result:
+    """One timed (implementation, codec, operation): ``seconds`` is the best time for one
+    batch of N_RECORDS, None when it failed (``note`` says why; JSON has no NaN)."""
+    return Result(
+        client=name,
+        variant=f"{codec.name.lower()} {op}",
+        records=N_RECORDS,
+        seconds=seconds,
+        rate=None if seconds is None else N_RECORDS / seconds,
+        extra={"codec": codec.name.lower(), "op": op},
+        note=note,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (CI)")
+    parser.add_argument("--json", metavar="PATH", default=None, help="also save results here")
     args = parser.parse_args(argv)
     min_seconds, repeats = (0.02, 2) if args.quick else (0.15, 3)
 
@@ -184,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     failures: list[str] = []
+    results: list[Result] = []
     for codec in CODECS:
         reference = impls[0].build(records, codec)
         # Every reader parses the same (our) batch; every builder's output is
@@ -204,14 +224,25 @@ def main(argv: list[str] | None = None) -> int:
                             functools.partial(impl.parse, reference), min_seconds, repeats
                         )
                     rates.append(N_RECORDS / t)
+                    results.append(_result(impl.name, codec, op, t))
                 except Exception as exc:  # report and keep going
                     failures.append(f"{impl.name} {op} {codec.name}: {exc!r}")
                     rates.append(float("nan"))
+                    results.append(_result(impl.name, codec, op, None, note=repr(exc)))
             line = f"{codec.name.lower():7} {op:5} " + " ".join(f"{r:13,.0f}" for r in rates)
             line += "   " + " ".join(f"{rates[0] / r:14.2f}x" for r in rates[1:])
             print(line, flush=True)
     for failure in failures:
         print("FAILED:", failure)
+    if args.json:
+        params = {
+            "records_per_batch": N_RECORDS,
+            "key_size": 10,
+            "value_size": 100,
+            "levels": {codec.name.lower(): level for codec, level in OUR_LEVELS.items()},
+            "quick": args.quick,
+        }
+        save_json(args.json, "codec", params, results)
     return 1 if failures else 0
 
 

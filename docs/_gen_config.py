@@ -14,10 +14,13 @@ import ast
 import dataclasses
 import inspect
 import sys
-from pathlib import Path
+
+try:  # run as `python docs/_gen_config.py`: docs/ is on sys.path
+    from _gen_common import ROOT, write_or_check
+except ModuleNotFoundError:  # loaded from its file by tests/docs, with the repo root on sys.path
+    from docs._gen_common import ROOT, write_or_check
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "configuration.md"
 
 INTRO = """\
@@ -122,15 +125,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(ROOT))
-    text = render()
-    if "--check" in argv:
-        if PAGE.read_text() != text:
-            print(f"{PAGE} is stale: run python docs/_gen_config.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    return 0
+    return write_or_check(argv, PAGE, render, "_gen_config.py")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import inspect
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+try:  # run as `python docs/_gen_errors.py`: docs/ is on sys.path
+    from _gen_common import ROOT, write_or_check
+except ModuleNotFoundError:  # loaded from its file by tests/docs, with the repo root on sys.path
+    from docs._gen_common import ROOT, write_or_check
+
 PAGE = ROOT / "docs" / "error-codes.md"
 
 INTRO = """\
@@ -64,15 +67,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(ROOT))
-    text = render()
-    if "--check" in argv:
-        if PAGE.read_text() != text:
-            print(f"{PAGE} is stale: run python docs/_gen_errors.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    return 0
+    return write_or_check(argv, PAGE, render, "_gen_errors.py")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ read_committed consumer of ours.
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -41,6 +43,37 @@ from ._helpers import (
 pytestmark = pytest.mark.anyio
 
 TP0 = TopicPartition("in", 0)
+
+
+@asynccontextmanager
+async def copy_cluster(
+    partitions: int = 1, *, brokers: int = 1, topics: Sequence[str] = ("in", "out")
+) -> AsyncIterator[MockCluster]:
+    """A MockCluster with ``topics`` (the copier's input and output) created."""
+    async with MockCluster(brokers=brokers) as cluster:
+        for topic in topics:
+            cluster.create_topic(topic, partitions=partitions)
+        yield cluster
+
+
+@asynccontextmanager
+async def open_session(
+    bootstrap: str,
+    transactional_id: str,
+    group: str = "g",
+    *,
+    producer_settings: Mapping[str, Any] | None = None,
+    **consumer_settings: Any,
+) -> AsyncIterator[AsyncGroupTransactSession[Any, Any]]:
+    """A copier: a session over a transactional producer and a read_committed group
+    consumer subscribed to "in" (entered in that order, left in reverse)."""
+    async with session_producer(
+        bootstrap, transactional_id, **dict(producer_settings or {})
+    ) as producer, session_consumer(
+        bootstrap, group, **consumer_settings
+    ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
+        consumer.subscribe(["in"])
+        yield session
 
 
 def fill(
@@ -102,9 +135,7 @@ async def test_copy_exactly_once_under_restarts_rebalances_and_coordinator_moves
     partitions: int,
 ) -> None:
     total, chunk = 3000, 500
-    async with MockCluster(brokers=3) as cluster:
-        cluster.create_topic("in", partitions=partitions)
-        cluster.create_topic("out", partitions=partitions)
+    async with copy_cluster(partitions, brokers=3) as cluster:
         sent: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
         bootstrap = cluster.bootstrap_servers
         a, b = CopierStats(), CopierStats()
@@ -162,15 +193,10 @@ async def test_rebalance_waits_for_the_transaction_in_the_poll_produce_commit_lo
     """Member B joins while A holds an open transaction: A's revocation waits for A's
     next poll, so A's commit still carries a valid generation and succeeds; B then
     starts exactly at A's committed offset."""
-    async with MockCluster(brokers=1) as cluster:
-        cluster.create_topic("in", partitions=1)
-        cluster.create_topic("out", partitions=1)
+    async with copy_cluster() as cluster:
         sent = fill(cluster, "in", 1, 200)
         bootstrap = cluster.bootstrap_servers
-        async with session_producer(bootstrap, "a") as producer, session_consumer(
-            bootstrap, "g"
-        ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
-            consumer.subscribe(["in"])
+        async with open_session(bootstrap, "a") as session:
             batch = await poll_some(session)
             await copy_to(session, batch)
             b_stats = CopierStats()
@@ -199,16 +225,12 @@ async def test_rebalance_completing_inside_a_transaction_aborts_and_rewinds(b_re
     reads "in" too, A loses a partition; when B reads another topic, A gets its own
     partitions back (eager: revoked and re-assigned) and re-reads them from the
     committed offset inside the same transaction, which must not commit either."""
-    async with MockCluster(brokers=1) as cluster:
-        for topic in ("in", "out", "other", "other-out"):
-            cluster.create_topic(topic, partitions=2)
+    async with copy_cluster(2, topics=("in", "out", "other", "other-out")) as cluster:
         sent = fill(cluster, "in", 2, 400)
         fill(cluster, "other", 2, 10)
         bootstrap = cluster.bootstrap_servers
-        async with session_producer(bootstrap, "a") as producer, session_consumer(
-            bootstrap, "g", partition_assignment_strategy=["range"]
-        ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
-            consumer.subscribe(["in"])
+        async with open_session(bootstrap, "a", partition_assignment_strategy=["range"]) as session:
+            consumer = session.consumer
             first = await poll_some(session)
             await copy_to(session, first)
             # A stays the group leader across the rebalance and must know "other" to
@@ -280,17 +302,12 @@ async def _copy_rest(
     ],
 )
 async def test_abortable_and_unknown_outcomes_abort_rewind_and_go_on(fault: str) -> None:
-    async with MockCluster(brokers=1) as cluster:
-        cluster.create_topic("in", partitions=1)
-        cluster.create_topic("out", partitions=1)
+    async with copy_cluster() as cluster:
         sent = fill(cluster, "in", 1, 300)
         bootstrap = cluster.bootstrap_servers
-        async with session_producer(
-            bootstrap, "a", delivery_timeout_ms=5000
-        ) as producer, session_consumer(
-            bootstrap, "g"
-        ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
-            consumer.subscribe(["in"])
+        async with open_session(
+            bootstrap, "a", producer_settings={"delivery_timeout_ms": 5000}
+        ) as session:
             batch = await poll_some(session)
             start, end = batch[TP0][0].offset, batch[TP0][-1].offset + 1
             if fault == "txn_offset_commit_illegal_generation":
@@ -316,15 +333,10 @@ async def test_abortable_and_unknown_outcomes_abort_rewind_and_go_on(fault: str)
 
 
 async def test_fencing_is_fatal_and_closes_the_session() -> None:
-    async with MockCluster(brokers=1) as cluster:
-        cluster.create_topic("in", partitions=1)
-        cluster.create_topic("out", partitions=1)
+    async with copy_cluster() as cluster:
         sent = fill(cluster, "in", 1, 100)
         bootstrap = cluster.bootstrap_servers
-        async with session_producer(bootstrap, "same") as producer, session_consumer(
-            bootstrap, "g"
-        ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
-            consumer.subscribe(["in"])
+        async with open_session(bootstrap, "same") as session:
             batch = await poll_some(session)
             await copy_to(session, batch)
             async with session_producer(bootstrap, "same"):  # a newer instance fences us
@@ -338,10 +350,7 @@ async def test_fencing_is_fatal_and_closes_the_session() -> None:
         assert (await read_values(bootstrap, "out", 1))[0] == []
         assert committed_total(cluster, "g") == 0
         # A new instance resumes from the last committed transaction (none: the start).
-        async with session_producer(bootstrap, "same") as producer, session_consumer(
-            bootstrap, "g"
-        ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
-            consumer.subscribe(["in"])
+        async with open_session(bootstrap, "same") as session:
             await _copy_rest(session, cluster, 100)
         assert_exactly_once(await read_values(bootstrap, "out", 1), sent)
 
@@ -350,21 +359,16 @@ async def test_fencing_is_fatal_and_closes_the_session() -> None:
 
 
 async def test_cancellation_mid_transaction_aborts_it() -> None:
-    async with MockCluster(brokers=1) as cluster:
-        cluster.create_topic("in", partitions=1)
-        cluster.create_topic("out", partitions=1)
+    async with copy_cluster() as cluster:
         fill(cluster, "in", 1, 100)
         bootstrap = cluster.bootstrap_servers
         produced = anyio.Event()
 
         async def copier() -> None:
-            async with session_producer(bootstrap, "a") as producer, session_consumer(
-                bootstrap, "g"
-            ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
-                consumer.subscribe(["in"])
+            async with open_session(bootstrap, "a") as session:
                 batch = await poll_some(session)
                 await copy_to(session, batch)
-                await producer.flush()  # the records are in the log, uncommitted
+                await session.producer.flush()  # the records are in the log, uncommitted
                 produced.set()
                 await anyio.sleep_forever()
 
@@ -386,19 +390,14 @@ async def test_cancellation_mid_transaction_aborts_it() -> None:
 
 
 async def test_cancellation_during_commit_waits_for_the_commit() -> None:
-    async with MockCluster(brokers=1) as cluster:
-        cluster.create_topic("in", partitions=1)
-        cluster.create_topic("out", partitions=1)
+    async with copy_cluster() as cluster:
         sent = fill(cluster, "in", 1, 100)
         bootstrap = cluster.bootstrap_servers
         committing = anyio.Event()
         handed_out: list[ConsumerRecord[Any, Any]] = []
 
         async def copier() -> None:
-            async with session_producer(bootstrap, "a") as producer, session_consumer(
-                bootstrap, "g"
-            ) as consumer, AsyncGroupTransactSession(consumer, producer) as session:  # fmt: skip
-                consumer.subscribe(["in"])
+            async with open_session(bootstrap, "a") as session:
                 batch = await poll_some(session)
                 handed_out.extend(batch[TP0])
                 await copy_to(session, batch)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import ssl
-import subprocess
 import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
 import pytest
-from anyio.streams.tls import TLSListener
 
 import kclient
 import protocol
@@ -33,11 +29,14 @@ from kclient.config import CommonConfig, ProducerConfig
 from kclient.errors import AuthenticationError, ConfigError
 from protocol.messages.sasl_authenticate import SaslAuthenticateResponse
 from protocol.messages.sasl_handshake import SaslHandshakeResponse
+from tests import _tls
+from tests._tls import issue_cert, server_context, tls_fake_broker
 
 from ..net.fake_broker import FakeBroker, running
-from ..net.test_tls import pki  # noqa: F401 - the module-scoped CA fixture
 
 pytestmark = pytest.mark.anyio
+
+pki = _tls.pki  # the module-scoped CA fixture
 
 PASSWORD = "S3cr3t-XYZ"
 KEY_PASSWORD = "K3yPa55-QRS"
@@ -199,43 +198,17 @@ async def test_s4_oauth_token_never_shows(
 
 
 @pytest.fixture(scope="module")
-def client_cert(pki: Path) -> Path:  # noqa: F811
+def client_cert(pki: Path) -> Path:
     """A client key encrypted with KEY_PASSWORD, and its certificate signed by the test CA."""
-
-    def run(*args: str) -> None:
-        subprocess.run(args, cwd=pki, check=True, capture_output=True)
-
-    run("openssl", "req", "-newkey", "rsa:2048", "-subj", "/CN=client", "-keyout", "client.key",
-        "-passout", f"pass:{KEY_PASSWORD}", "-out", "client.csr")  # fmt: skip
-    run("openssl", "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-out", "client.pem")  # fmt: skip
-    return pki
+    return issue_cert(pki, "client", cn="client", key_password=KEY_PASSWORD)
 
 
 @asynccontextmanager
-async def tls_rejecting_broker(pki: Path) -> AsyncIterator[str]:  # noqa: F811
+async def tls_rejecting_broker(pki: Path) -> AsyncIterator[str]:
     """TLS (client certificate required) in front of the rejecting SASL broker."""
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
-    server_ctx.load_verify_locations(pki / "ca.pem")
-    server_ctx.verify_mode = ssl.CERT_REQUIRED
-    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = int(tcp.extra(anyio.abc.SocketAttribute.local_port))
-    listener = TLSListener(tcp, server_ctx, standard_compatible=False)
-    broker = rejecting_broker()
-
-    async def serve(stream: anyio.abc.ByteStream) -> None:
-        try:
-            await broker._serve(stream)
-        except (ssl.SSLError, anyio.BrokenResourceError, OSError):
-            pass
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, serve)
-        try:
-            yield f"localhost:{port}"
-        finally:
-            tg.cancel_scope.cancel()
+    context = server_context(pki, require_client_cert=True)
+    async with tls_fake_broker(rejecting_broker(), context) as port:
+        yield f"localhost:{port}"
 
 
 async def test_s4_ssl_key_password_and_sasl_password_over_tls_never_show(
