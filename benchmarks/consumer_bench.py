@@ -1,7 +1,7 @@
 """Consumer throughput: kclient vs aiokafka, kafka-python and confluent-kafka on one broker.
 
 ``python -m benchmarks.consumer_bench [--records N] [--quick] [--bootstrap 127.0.0.1:PORT]
-[--clients a,b] [--json PATH]``
+[--clients a,b] [--json PATH] [--sync]``
 
 One 4-partition topic is filled once with N 100-byte values (by confluent-kafka, spread
 evenly over the partitions). Then every client, each in its own subprocess, subscribes to
@@ -19,6 +19,11 @@ Loops: kclient and aiokafka ``getmany(timeout_ms=1000, max_records=1000)``, kafk
 timeout=1)`` (checking ``msg.error()``), with librdkafka's defaults and once more with
 ``fetch.queue.backoff.ms=10`` (see RUNS). Every loop touches each value (sums its length),
 and the run fails unless exactly N records of 100 bytes came back.
+
+``--sync`` measures blocking loops instead: ``kclient.sync.Consumer`` as
+``for record in consumer`` and ``getmany(timeout_ms=1000, max_records=1000)``, against
+kafka-python's ``for msg in consumer`` and ``poll``. The iterating loops count each record
+as it is handed out (the same per-record work on both sides).
 
 Every client gets the same ``session_timeout_ms`` (10,000 by default, the default of
 aiokafka and kclient): Tansu 0.6 holds every JoinGroup for about half the session
@@ -227,6 +232,71 @@ def confluent_worker(params: dict[str, Any]) -> dict[str, Any]:
         consumer.close()
 
 
+# -- sync workers (``--sync``): blocking loops, one record at a time and per poll ----------
+
+
+def _count_each(clock: _Clock, records: Iterable[Any], value: Callable[[Any], bytes]) -> None:
+    """Feed an iterator's records to the clock one by one until the target is reached."""
+    for record in records:
+        if clock.add(1, len(value(record))):
+            return
+
+
+def kclient_sync_iter_worker(params: dict[str, Any]) -> dict[str, Any]:
+    from kclient.sync import Consumer
+
+    clock = _Clock(params["records"])
+    with Consumer(
+        params["topic"],
+        bootstrap_servers=params["bootstrap"],
+        group_id=params["group"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **_session(params),
+    ) as consumer:
+        _count_each(clock, consumer, lambda r: r.value)
+        return clock.result()
+
+
+def kclient_sync_getmany_worker(params: dict[str, Any]) -> dict[str, Any]:
+    from kclient.sync import Consumer
+
+    clock = _Clock(params["records"])
+    with Consumer(
+        params["topic"],
+        bootstrap_servers=params["bootstrap"],
+        group_id=params["group"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **_session(params),
+    ) as consumer:
+        getmany = consumer.getmany
+        while True:
+            batches = getmany(timeout_ms=1000, max_records=POLL_RECORDS)
+            count, nbytes = _tally(batches.values())
+            if clock.add(count, nbytes):
+                return clock.result()
+
+
+def kafka_python_iter_worker(params: dict[str, Any]) -> dict[str, Any]:
+    from kafka import KafkaConsumer  # type: ignore[import-untyped]
+
+    clock = _Clock(params["records"])
+    consumer = KafkaConsumer(
+        params["topic"],
+        bootstrap_servers=params["bootstrap"],
+        group_id=params["group"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **_session(params),
+    )
+    try:
+        _count_each(clock, consumer, lambda m: m.value)
+        return clock.result()
+    finally:
+        consumer.close()
+
+
 # -- driver ---------------------------------------------------------------------------------
 
 CLIENTS = ("kclient", "aiokafka", "kafka-python", "confluent-kafka")
@@ -243,6 +313,13 @@ RUNS: tuple[tuple[str, str, Worker, dict[str, Any]], ...] = (
     # the pre-fetch; this row shows the client without that pause.
     ("confluent-kafka", "consume, queue backoff 10 ms", confluent_worker,
      {"librdkafka": {"fetch.queue.backoff.ms": 10}}),
+)  # fmt: skip
+# ``--sync``: the blocking facade against kafka-python's blocking loops.
+SYNC_RUNS: tuple[tuple[str, str, Worker, dict[str, Any]], ...] = (
+    ("kclient", "sync for record in consumer", kclient_sync_iter_worker, {}),
+    ("kclient", "sync getmany", kclient_sync_getmany_worker, {}),
+    ("kafka-python", "for msg in consumer", kafka_python_iter_worker, {}),
+    ("kafka-python", "poll", kafka_python_worker, {}),
 )  # fmt: skip
 
 
@@ -366,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         "kclient's default; Tansu holds a new group's join for half of it); 0 = each "
         "client's default",
     )
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="measure the blocking loops instead: kclient.sync.Consumer's `for record in "
+        "consumer` and getmany against kafka-python's iterator and poll",
+    )
     args = parser.parse_args(argv)
     n = args.records or (QUICK_RECORDS if args.quick else DEFAULT_RECORDS)
     clients = selected(args.clients, CLIENTS)
@@ -378,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"broker {bootstrap}; filling {topic} with {n:,} records", file=sys.stderr)
         create_topic(bootstrap, topic)
         prefill(bootstrap, topic, n)
-        for run in RUNS:
+        for run in SYNC_RUNS if args.sync else RUNS:
             client, variant = run[0], run[1]
             if client not in clients:
                 continue

@@ -6,11 +6,13 @@ The facade owns one anyio task group (opened by ``start()``/``async with``, canc
 shared :class:`SubscriptionState` and :class:`FetchBuffer`.
 
 Hot path: ``getmany`` drains buffered records in bulk (one decode per batch, one
-``deliver`` per partition) and checkpoints once. ``async for`` takes a drained chunk and
-hands records out one by one from a local list without awaiting; per record it only
-checks that the partition is still current (not sought, paused or revoked) and moves the
-position, so ``commit()`` never covers a record the loop has not yet returned. It
-yields to the event loop once per chunk.
+``deliver`` per partition) and checkpoints once. ``async for`` drains a chunk into a
+:class:`~kclient.consumer.handout.Handout` (``_refill``) and takes records from it one by
+one without awaiting; per record it only checks that the partition is still current (not
+sought, paused or revoked) and moves the position, so ``commit()`` never covers a record
+the loop has not yet returned. It yields to the event loop once per chunk. The sync
+facade takes from the same hand-out on the application's thread: one portal hop per
+chunk (``_refill``), none per record.
 
 Cancellation: a poll checks for cancellation *before* taking records and yields
 *shielded* after, so a cancelled poll never loses records it already took.
@@ -36,10 +38,10 @@ from kclient.consumer.assignors import PartitionAssignor
 from kclient.consumer.coordinator import Coordinator, make_assignors
 from kclient.consumer.fetch_task import FetchTask
 from kclient.consumer.fetcher import FetchBuffer
+from kclient.consumer.handout import Handout
 from kclient.consumer.list_offsets import EARLIEST, LATEST, OffsetTimestamp, list_offsets
 from kclient.consumer.subscription import (
     OffsetResetStrategy,
-    PartitionState,
     SubscriptionState,
     SubscriptionType,
 )
@@ -55,7 +57,6 @@ log = logging.getLogger("kclient.consumer")
 K = TypeVar("K")
 V = TypeVar("V")
 Deserializer = Callable[[bytes | None], Any]
-_Chunk = tuple[PartitionState, int, list[ConsumerRecord[Any, Any]], int, int]
 
 
 class AsyncConsumer(Generic[K, V]):
@@ -83,9 +84,7 @@ class AsyncConsumer(Generic[K, V]):
         self._buffer = FetchBuffer(self.config.fetch_max_bytes)
         self._initial_topics = topics
         self._listener: object | None = None
-        self._chunks: list[_Chunk] = []
-        self._chunk: _Chunk | None = None
-        self._chunk_idx = 0
+        self._handout = Handout(self._subs)  # drained for async for / the sync facade
         self._tg: anyio.abc.TaskGroup | None = None  # the drivers' (see _host)
         self._outer: anyio.abc.TaskGroup | None = None
         self._host_scope: anyio.CancelScope | None = None
@@ -96,6 +95,14 @@ class AsyncConsumer(Generic[K, V]):
         self._closed = False
         self._closing = False
         self._driver_error: BaseException | None = None
+
+    @classmethod
+    def _threaded(cls, *args: Any, **kwargs: Any) -> AsyncConsumer[Any, Any]:
+        """The constructor for the sync facade, whose threads take records themselves
+        (``Handout.share``)."""
+        consumer: AsyncConsumer[Any, Any] = cls(*args, **kwargs)
+        consumer._handout.share()
+        return consumer
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -187,6 +194,9 @@ class AsyncConsumer(Generic[K, V]):
             self._closed = True
             return
         self._closing = True  # commits inside the revoke callbacks still work
+        # Records drained but not handed out are not the application's: nothing takes them
+        # from here on (another thread of the sync facade), so the final commit stands.
+        self._handout.clear()
         budget = self._close_timeout if timeout_ms is None else max(0.0, timeout_ms / 1000)
         # Keep a slice of the budget for closing connections and ending the tasks, so a
         # coordinator that never answers cannot make close() overrun (reliability C11).
@@ -498,22 +508,9 @@ class AsyncConsumer(Generic[K, V]):
         self, partitions: Collection[TopicPartition], limit: int
     ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
         """Records an ``async for`` took but has not handed out yet go first."""
-        out: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
-        if partitions or (self._chunk is None and not self._chunks):
-            return out
-        pending = [self._chunk] if self._chunk is not None else []
-        pending += self._chunks
-        start = self._chunk_idx if self._chunk is not None else 0
-        self._chunk, self._chunks = None, []
-        for state, epoch, records, final, final_epoch in pending:
-            rest = records[start:]
-            start = 0
-            if not rest or state.epoch != epoch or state.paused or state.pending_revocation:
-                continue
-            # The partition's position sits at rest[0]; hand out the rest now.
-            out.setdefault(rest[0].topic_partition, []).extend(rest)
-            state.position, state.position_epoch = final, final_epoch
-        return out
+        if partitions or not self._handout:
+            return {}
+        return self._handout.take_rest()
 
     async def getone(self, *partitions: TopicPartition) -> ConsumerRecord[K, V]:
         if partitions:
@@ -527,58 +524,31 @@ class AsyncConsumer(Generic[K, V]):
         return self
 
     async def __anext__(self) -> ConsumerRecord[K, V]:
-        chunk = self._chunk
+        take = self._handout.take
         while True:
-            if chunk is not None:
-                state, epoch, records, final, final_epoch = chunk
-                idx = self._chunk_idx
-                if (
-                    idx < len(records)
-                    and state.epoch == epoch
-                    and not state.paused
-                    and (not state.pending_revocation)
-                ):
-                    record = records[idx]
-                    self._chunk_idx = idx + 1
-                    # Position moves as each record is handed out: commit() covers only these.
-                    if idx + 1 == len(records):
-                        state.position, state.position_epoch = final, final_epoch
-                    else:
-                        state.position = record.offset + 1
-                    return record
-            chunk = await self._next_chunk()
+            record = take()
+            if record is not None:
+                return record
+            await self._refill()
 
-    async def _next_chunk(self) -> _Chunk:
-        """Refill the per-record queue with one drain; the only await of ``async for``."""
-        self._chunk = None
-        while not self._chunks:
+    async def _refill(self) -> None:
+        """Drain the next chunk into the hand-out (unless another caller already did): the
+        only await of ``async for``, and the sync facade's one portal hop per chunk. Waits
+        for records in polls of half ``max_poll_interval_ms``, each one a poll for
+        liveness, so a quiet topic does not make the member leave the group."""
+        while not self._handout:
             got = await self.getmany(timeout_ms=self.config.max_poll_interval_ms // 2 or 1)
-            for tp, records in got.items():
-                state = self._subs.state(tp)
-                final, final_epoch = state.position, state.position_epoch
-                assert final is not None
-                # getmany advanced the position past the chunk; rewind to its first
-                # record so records not yet handed out are not committed.
-                state.position = records[0].offset
-                self._chunks.append((state, state.epoch, records, final, final_epoch))
-        self._chunk = self._chunks.pop(0)
-        self._chunk_idx = 0
-        return self._chunk
+            self._handout.load(got)
 
     def _drop_chunks(self, partitions: Collection[TopicPartition]) -> None:
         """Records taken for ``async for`` but not handed out are given back: the
         partition's position already points at the first of them, so a seek to it makes
         the fetcher read them again (only if still assigned and current)."""
-        pending = ([self._chunk] if self._chunk is not None else []) + self._chunks
-        for state, epoch, records, _, _ in pending:
-            if state.epoch != epoch:
-                continue
-            tp = records[0].topic_partition
-            if self._subs.is_assigned(tp) and state.position is not None:
-                self._subs.seek(tp, state.position)
+        for tp in self._handout.give_back():
+            position = self._subs.state(tp).position if self._subs.is_assigned(tp) else None
+            if position is not None:
+                self._subs.seek(tp, position)
                 self._buffer.clear({tp: None})
-        self._chunk = None
-        self._chunks = []
 
 
 def _as_offset(value: int | OffsetAndMetadata | tuple[int, str]) -> OffsetAndMetadata:

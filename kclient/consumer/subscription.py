@@ -28,12 +28,17 @@ an ``await`` in the middle of an update), holds:
   (C8) and keeps revoked data from being returned (C7).
 
 Nothing here does I/O or reads a clock; times are passed in as ``now`` (ms).
+
+One exception to "only from the event loop": the sync facade's ``for record in consumer``
+moves ``position`` on the application's thread (``handout.py``). ``lock`` makes that and
+``seek`` exclusive, so a record is never counted against a position a seek replaced.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -122,6 +127,9 @@ class SubscriptionState:
         # Bumped on every assignment change so the fetcher can cheaply notice one.
         self.assignment_version = 0
         self._next_epoch = 1
+        # Held by seek() and by Handout (records handed out on another thread): see the
+        # module docstring. Reentrant: validation reads a position and seeks to it under it.
+        self.lock = threading.RLock()
 
     # -- subscription ---------------------------------------------------------------
 
@@ -267,11 +275,12 @@ class SubscriptionState:
         if offset < 0:
             raise ValueError("offset must be >= 0")
         state = self.state(tp)
-        state.position = state.fetch_offset = offset
-        state.position_epoch = state.fetch_epoch = leader_epoch
-        state.reset_strategy = None
-        state.truncated = False
-        state.epoch = self._new_epoch()
+        with self.lock:
+            state.position = state.fetch_offset = offset
+            state.position_epoch = state.fetch_epoch = leader_epoch
+            state.reset_strategy = None
+            state.truncated = False
+            state.epoch = self._new_epoch()
 
     def position(self, tp: TopicPartition) -> int | None:
         """Next offset the application will see; None until initialised."""

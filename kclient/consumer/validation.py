@@ -126,8 +126,9 @@ def begin(subscriptions: SubscriptionState, tp: TopicPartition) -> Pending:
     position is dropped (it may come from the lost tail), and fetching stops until
     :func:`apply` settles the position."""
     state = subscriptions.state(tp)
-    assert state.position is not None
-    subscriptions.seek(tp, state.position, state.position_epoch)
+    with subscriptions.lock:  # no record handed out (other thread) between read and seek
+        assert state.position is not None
+        subscriptions.seek(tp, state.position, state.position_epoch)
     state = subscriptions.state(tp)
     return Pending(state.epoch, state.position or 0, state.position_epoch, state.leader_epoch)
 

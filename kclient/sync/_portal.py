@@ -198,6 +198,25 @@ class PortalClient(Generic[ImplT]):
         except (ClientClosedError, StopAsyncIteration):
             raise StopIteration from None
 
+    def _next_lent(
+        self, take: Callable[[], T | None], refill: Callable[[], Awaitable[object]]
+    ) -> T:
+        """``__next__`` over items the async twin lends in chunks (the consumer's records).
+
+        ``take`` hands out the next item of the current chunk, or None when it is used up;
+        it runs on the caller's thread, so it must be thread-safe and never block.
+        ``refill`` loads the next chunk on the loop. One portal hop per chunk instead of
+        one per item; a closed client ends the iteration.
+        """
+        self._check_thread()
+        while True:
+            if self._closing or self._portal is None:
+                raise StopIteration
+            item = take()
+            if item is not None:
+                return item
+            self._next(refill)
+
     def _shutdown(self, closer: Callable[[], Awaitable[object]] | None = None) -> None:
         """``close()``: cancel calls in flight, then let the host task run ``closer``
         (e.g. a producer's ``close(timeout)``) and ``__aexit__``, then release the lease.

@@ -4,13 +4,12 @@ Every method forwards to the async method of the same name and signature through
 shared portal (``_portal.py``). The consumer starts in the constructor (the twin of
 ``AsyncConsumer.start()``), so there is no ``start()`` here.
 
-``for record in consumer`` asks the async iterator for one record per portal hop
-(measured in docs/design-notes/sync.md: ~9,500 records/s against ~770,000 for
-``getmany``). Iterating over local ``getmany`` batches instead would put the position,
-which is what ``commit()`` commits, past records the loop has not handed out yet, and a
-revoked, paused or sought partition would keep yielding from the local batch: keeping
-the async iterator's guarantees would mean re-implementing its bookkeeping here. For
-throughput, call :meth:`getmany` (one hop per batch); commit after the batch.
+``for record in consumer`` takes records on the caller's thread from the chunk the async
+iterator drained (``AsyncConsumer._handout``, shared with ``async for``): one portal hop
+per chunk (``_refill``), not per record. The hand-out moves each partition's position as
+it hands a record out and stops at once for a sought, paused or revoked partition, so
+``commit()`` (and the final auto-commit of ``close()``) covers exactly the records the
+loop has been given, as with ``async for``.
 
 Rebalance listeners run on the portal's event-loop thread; they must not call this
 client (that raises :class:`~kclient.sync.SyncInEventLoopError`).
@@ -57,7 +56,7 @@ class Consumer(PortalClient[AsyncConsumer[K, V]], Generic[K, V]):
     ) -> None:
         self._open(
             functools.partial(
-                AsyncConsumer[K, V],
+                AsyncConsumer[K, V]._threaded,
                 *topics,
                 key_deserializer=key_deserializer,
                 value_deserializer=value_deserializer,
@@ -84,7 +83,7 @@ class Consumer(PortalClient[AsyncConsumer[K, V]], Generic[K, V]):
         return self
 
     def __next__(self) -> ConsumerRecord[K, V]:
-        return self._next(self._impl.__anext__)
+        return self._next_lent(self._impl._handout.take, self._impl._refill)
 
     # -- subscription ----------------------------------------------------------------------
 
