@@ -33,8 +33,8 @@ when that happens aiokafka is measured with ``acks=all`` but without idempotence
 table says so.
 
 All other settings are each client's defaults (linger: kclient 5 ms, aiokafka 0,
-kafka-python 0, librdkafka 5 ms; batch size 16 KiB except librdkafka's 1 MB), except
-``--compression``, which every client gets.
+kafka-python 0, librdkafka 5 ms; batch size: kclient 256 KiB, aiokafka and kafka-python
+16 KiB, librdkafka 1 MB), except ``--compression``, which every client gets.
 """
 
 from __future__ import annotations

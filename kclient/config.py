@@ -307,8 +307,9 @@ class ProducerConfig(CommonConfig):
     max_in_flight contradict it."""
     retries: int = setting(_INT32_MAX, ge=0)
     """How often to retry a failed send (delivery_timeout_ms bounds the total time)."""
-    batch_size: int = setting(16384, ge=0)
-    """Bytes per partition batch."""
+    batch_size: int = setting(262144, ge=0)
+    """Bytes per partition batch, at most max_request_size (256 KiB, not Java's 16 KiB: four
+    full batches fill one default request; linger_ms, not this, bounds latency)."""
     linger_ms: int = setting(5, ge=0)
     """How long to wait for more records before sending a batch."""
     delivery_timeout_ms: int = setting(120000, ge=0)

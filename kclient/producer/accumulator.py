@@ -54,7 +54,9 @@ from typing import NamedTuple
 
 from kclient.config import ProducerConfig
 from kclient.net.backoff import backoff_ms
-from kclient.producer._bulk import append_values
+from kclient.producer._bulk import ByteCounter
+from kclient.producer._bulk import append_value as _append_value
+from kclient.producer._bulk import append_values as _append_values
 from kclient.producer.batch import (
     BATCH_OVERHEAD,
     RECORD_OVERHEAD,
@@ -68,7 +70,15 @@ from kclient.producer.batch import (
 from kclient.producer.compression_ratio import CompressionRatioEstimator
 from kclient.producer.idempotence import IdempotenceManager
 
-__all__ = ["AccumulatorSettings", "ErrorFactory", "LeaderFor", "ReadyResult", "RecordAccumulator"]
+__all__ = [
+    "AccumulatorSettings",
+    "ByteCounter",
+    "ErrorFactory",
+    "LeaderFor",
+    "PartitionHandle",
+    "ReadyResult",
+    "RecordAccumulator",
+]
 
 TP = tuple[str, int]
 # (topic, partition) -> leader node id, or None when unknown.
@@ -102,7 +112,8 @@ class AccumulatorSettings(NamedTuple):
     @classmethod
     def from_config(cls, config: ProducerConfig) -> AccumulatorSettings:
         return cls(
-            batch_size=config.batch_size,
+            # A batch larger than a request would be sent alone and over the limit.
+            batch_size=min(config.batch_size, config.max_request_size),
             linger_ms=config.linger_ms,
             buffer_memory=config.buffer_memory,
             delivery_timeout_ms=config.delivery_timeout_ms,
@@ -115,7 +126,8 @@ class AccumulatorSettings(NamedTuple):
 
 
 class _Partition:
-    """Queue and in-flight bookkeeping of one partition."""
+    """Queue and in-flight bookkeeping of one partition (also the opaque
+    :data:`PartitionHandle` of ``RecordAccumulator.append_value``)."""
 
     __slots__ = ("batches", "inflight", "inflight_node", "next_order", "open", "recovering", "tp")
 
@@ -129,6 +141,9 @@ class _Partition:
         self.inflight_node = -1
         self.recovering = False
         self.next_order = 0
+
+
+PartitionHandle = _Partition
 
 
 class RecordAccumulator:
@@ -217,6 +232,19 @@ class RecordAccumulator:
             size = self._wire_share(size, batch.capacity)
         return first, True, size
 
+    def partition(self, tp: TP) -> PartitionHandle:
+        """The handle :meth:`append_value` takes for ``tp`` (made now if new). Opaque
+        to the caller; it stays valid for the accumulator's lifetime."""
+        part = self._parts.get(tp)
+        if part is None:
+            part = self._parts[tp] = _Partition(tp)
+        return part
+
+    # The fast paths, defined in _bulk.py and bound here as methods (a wrapper would
+    # cost a call per record): send's ``append_value`` and send_many's ``append_values``.
+    append_value = _append_value
+    append_values = _append_values
+
     def _wire_share(self, size: int, capacity: int) -> int:
         """A record's share of a compressed batch's ``batch_size`` (estimated wire
         bytes): what the sticky partitioner counts, so that it moves on after about
@@ -241,17 +269,6 @@ class RecordAccumulator:
         part.batches.append(batch)
         part.open = batch
         return first, batch
-
-    def append_values(self, tp: TP, timestamp: int, key: bytes | None, values: Sequence[bytes],
-                      start: int, budget: int, headers: Headers, now: float | Callable[[], float],
-                      out: list[DeliveryFuture]) -> tuple[int, int, bool]:  # fmt: skip
-        """Bulk :meth:`append` for ``send_many``: ``values[start:]`` (all bytes), one
-        timestamp, key and headers, into ``tp``, until ``budget`` estimated bytes were
-        appended (the record crossing it included, as the sticky partitioner counts)
-        or the buffer has no room. Futures go to ``out``. Returns (next index, bytes
-        appended, wake_sender). Batches, sizes and futures are exactly what one
-        ``append`` per record would make; only the per-record calls are gone."""
-        return append_values(self, tp, timestamp, key, values, start, budget, headers, now, out)
 
     def _refuse(self, size: int) -> None:
         if size + BATCH_OVERHEAD > self._buffer_memory:

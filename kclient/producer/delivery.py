@@ -22,15 +22,24 @@ accepted (reliability.md P2c).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator
+from bisect import bisect_right
+from collections.abc import Callable, Generator, Iterator, Sequence
 from enum import Enum
-from typing import Any
+from itertools import repeat
+from typing import Any, overload
 
 import anyio
 
 from kclient.structs import RecordMetadata
 
-__all__ = ["DeliveryFuture", "DeliveryState", "DoneCallback", "IllegalBatchTransition", "Outcome"]
+__all__ = [
+    "DeliveryFuture",
+    "DeliveryFutures",
+    "DeliveryState",
+    "DoneCallback",
+    "IllegalBatchTransition",
+    "Outcome",
+]
 
 log = logging.getLogger("kclient.producer")
 
@@ -204,3 +213,65 @@ class DeliveryFuture:
     def __repr__(self) -> str:
         o = self._follow()
         return f"<DeliveryFuture {o.topic}-{o.partition}[{self._index}] {o.state.value}>"
+
+
+class DeliveryFutures(Sequence[DeliveryFuture]):
+    """The futures ``send_many`` returns, one per record in send order, each made when
+    it is read (indexing or iterating; a new handle per read, on the same delivery).
+
+    A bulk call adds whole runs (one batch's consecutive records), so it costs a few
+    tuples per batch instead of an object per record that the caller mostly drops
+    (and that the cyclic GC would otherwise scan). ``+`` with a list or another
+    ``DeliveryFutures`` gives a list.
+    """
+
+    __slots__ = ("_ends", "_runs")
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[Outcome, int, int]] = []  # (outcome, first index, timestamp)
+        self._ends: list[int] = []  # records up to and including each run
+
+    def add_run(self, outcome: Outcome, first: int, count: int, timestamp: int) -> None:
+        """Append ``count`` records of ``outcome``'s batch from index ``first`` on."""
+        if count > 0:
+            self._runs.append((outcome, first, timestamp))
+            self._ends.append((self._ends[-1] if self._ends else 0) + count)
+
+    def add(self, future: DeliveryFuture) -> None:
+        self.add_run(future._outcome, future._index, 1, future.timestamp)
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, index: int) -> DeliveryFuture: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[DeliveryFuture]: ...
+    def __getitem__(self, index: int | slice) -> DeliveryFuture | list[DeliveryFuture]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        size = len(self)
+        position = index + size if index < 0 else index
+        if not 0 <= position < size:
+            raise IndexError("DeliveryFutures index out of range")
+        run = bisect_right(self._ends, position)
+        outcome, first, timestamp = self._runs[run]
+        start = self._ends[run - 1] if run else 0
+        return DeliveryFuture(outcome, first + position - start, timestamp)
+
+    def __iter__(self) -> Iterator[DeliveryFuture]:
+        start = 0
+        for (outcome, first, timestamp), end in zip(self._runs, self._ends, strict=True):
+            count = end - start
+            yield from map(DeliveryFuture, repeat(outcome, count), range(first, first + count),
+                           repeat(timestamp, count))  # fmt: skip
+            start = end
+
+    def __add__(self, other: Sequence[DeliveryFuture]) -> list[DeliveryFuture]:
+        return [*self, *other]
+
+    def __radd__(self, other: Sequence[DeliveryFuture]) -> list[DeliveryFuture]:
+        return [*other, *self]
+
+    def __repr__(self) -> str:
+        return f"<DeliveryFutures of {len(self)} records in {len(self._runs)} runs>"

@@ -9,17 +9,30 @@ The facade validates and partitions each record, appends it to the
 :class:`Sender` task (sender.py) does all the I/O. Invalid input raises at the call
 site and enqueues nothing.
 
-Hot path (``send``): checks inline (helpers only for serializers, odd types and
-errors), one dict lookup for the topic's partitions, the key hash or the keyless sticky
-choice read straight from the partitioner's dict (and its byte count kept here), a
-cached ``(topic, partition)`` tuple, one ``append`` given the clock uncalled (it is read
-only when a batch starts), and one checkpoint. The checkpoint only yields to the event
-loop when the record started or filled a batch (so the Sender runs about once per batch
-in a tight loop); otherwise there is none. ``send_many`` validates all its records first (so a bad
-one enqueues nothing). Plain bytes values with the default keyless choice take the bulk
+Fast path (``send`` of a keyless ``bytes`` value, no headers, partition or timestamp,
+default partitioner, no serializers, not transactional): a per-topic :class:`_Lane`
+remembers the current sticky choice (its accumulator partition handle and byte counter)
+and the metadata snapshot it was made under. While the snapshot is unchanged, one
+``RecordAccumulator.append_value`` call encodes the record into the open batch and
+counts its bytes; it refuses (None, nothing done) whenever the record would start or
+fill a batch or overflow the buffer, and the general path then runs. So the fast path
+never needs a Sender wake-up or a checkpoint. Lanes are made only by the general path
+(open, no fatal error, nobody blocked) and dropped when the sticky choice moves,
+metadata changes, a sender blocks for space (FIFO), ``send_many`` runs or the producer
+closes; a fatal error empties the accumulator's open batches, so the fast path refuses.
+
+General path: checks inline (helpers only for serializers, odd types and errors), one
+dict lookup for the topic's partitions, the key hash or the keyless sticky choice read
+straight from the partitioner's dict (and its byte count kept here), a cached
+``(topic, partition)`` tuple, one ``append`` given the clock uncalled (it is read only
+when a batch starts), and a checkpoint only when the record started or filled a batch
+(so the Sender runs about once per batch in a tight loop).
+
+``send_many`` (``_send_many.py``) validates all its records first (so a bad one
+enqueues nothing). Plain bytes values with the default keyless choice take the bulk
 path: per sticky stint one ``append_values`` fills whole batches through zip/map runs,
-with the cyclic GC paused (no await inside); anything else appends per record. One
-checkpoint at the end either way.
+and the futures come back as runs made when read (``DeliveryFutures``); anything else
+appends per record. One checkpoint at the end either way.
 
 Transactions (``transactional_id=...``): the methods live in txn_api.py
 (:class:`TransactionalProducer`); ``init_transactions()`` runs in :meth:`start`, and
@@ -33,11 +46,9 @@ the other blocked senders, up to ``max_block_ms``, then raises :class:`BufferFul
 from __future__ import annotations
 
 import asyncio
-import gc
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -50,7 +61,15 @@ from kclient.cluster.refresher import MetadataManager
 from kclient.config import ProducerConfig
 from kclient.errors import BufferFullError, IllegalStateError, KafkaTimeoutError
 from kclient.net.transport import Transport
-from kclient.producer.accumulator import RecordAccumulator
+from kclient.producer._inputs import (
+    ProducerRecord,
+    TopicInfo,
+    as_bytes,
+    check_headers,
+    validate_topic,
+)
+from kclient.producer._send_many import append_bulk, append_many, bulk_ok, prepare_many
+from kclient.producer.accumulator import PartitionHandle, RecordAccumulator
 from kclient.producer.batch import (
     BATCH_OVERHEAD,
     DeliveryFuture,
@@ -63,6 +82,7 @@ from kclient.producer.partitioner import (
     DefaultPartitioner,
     Partitioner,
     StickyPartitioner,
+    StickyState,
     partition_for_key,
 )
 from kclient.producer.sender import Sender
@@ -71,32 +91,30 @@ from kclient.producer.txn_api import TransactionalProducer
 from kclient.producer.txn_plans import TxnOperation
 from kclient.structs import RecordMetadata
 from protocol.compression import Codec
-from protocol.errors import InvalidTopicError, RecordTooLargeError, error_for_code
+from protocol.errors import RecordTooLargeError, error_for_code
 
 __all__ = ["AsyncProducer", "ProducerRecord"]
 
 Serializer = Callable[[Any], Any]
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
-_MAX_TOPIC_LENGTH = 249
 _FIELD_SLACK = 64  # below this margin under the limits no exact size check is needed
-_time = time.time
+_time_ns = time.time_ns  # // 1_000_000: the ms timestamp, cheaper than int(time() * 1000)
 
 
-class ProducerRecord(NamedTuple):
-    """One record for :meth:`AsyncProducer.send_many` when values alone are not enough."""
+class _Lane:
+    """``send``'s fast path for one topic: where its keyless records go until the
+    sticky choice moves (module docstring). Made by the general path; dropped when
+    the choice moves, metadata changes, a sender blocks, ``send_many`` runs or the
+    producer closes, and refused by the accumulator when its batch is not open."""
 
-    value: Any = None
-    key: Any = None
-    partition: int | None = None
-    timestamp_ms: int | None = None
-    headers: Headers | None = None
+    __slots__ = ("guard", "metadata", "part", "snapshot", "sticky")
 
-
-class _Topic(NamedTuple):
-    size: int  # partition count
-    all: tuple[int, ...]
-    available: tuple[int, ...]
-    tps: tuple[tuple[str, int], ...]  # (topic, partition) by partition id, built once
+    def __init__(self, part: PartitionHandle, sticky: StickyState, metadata: MetadataManager,
+                 snapshot: ClusterSnapshot, guard: int) -> None:  # fmt: skip
+        self.part = part
+        self.sticky = sticky
+        self.metadata = metadata
+        self.snapshot = snapshot
+        self.guard = guard  # longest value taken without the exact size check
 
 
 def _loop_clock_ms() -> Callable[[], float]:
@@ -107,40 +125,6 @@ def _loop_clock_ms() -> Callable[[], float]:
     except RuntimeError:  # not asyncio (trio): keep anyio's
         return now_ms
     return lambda: loop_time() * 1000.0
-
-
-def _validate_topic(topic: object) -> str:
-    """TypeError for a non-string, InvalidTopicError for a name the broker would refuse
-    (reliability.md B6, Java's rule): at the call site, before anything is queued."""
-    if not isinstance(topic, str):
-        raise TypeError(f"topic must be a str, got {type(topic).__name__}")
-    if not topic:
-        raise InvalidTopicError("topic name is empty")
-    if len(topic) > _MAX_TOPIC_LENGTH:
-        raise InvalidTopicError(f"topic name longer than {_MAX_TOPIC_LENGTH} characters")
-    if topic in (".", "..") or not _TOPIC_NAME.fullmatch(topic):
-        raise InvalidTopicError(
-            f"invalid topic name {topic!r}: use ASCII letters, digits, '.', '_', '-'"
-        )
-    return topic
-
-
-def _as_bytes(data: object, what: str) -> bytes | None:
-    if data is None or type(data) is bytes:
-        return data
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError(f"{what} must be bytes (or set a {what}_serializer), got {type(data).__name__}")
-
-
-def _check_headers(headers: Iterable[tuple[str, bytes | None]]) -> tuple[Any, ...]:
-    checked = []
-    for item in headers:
-        hkey, hvalue = item
-        if not isinstance(hkey, str):
-            raise TypeError(f"header key must be a str, got {hkey!r}")
-        checked.append((hkey, _as_bytes(hvalue, "header value")))
-    return tuple(checked)
 
 
 class AsyncProducer(TransactionalProducer):
@@ -186,7 +170,9 @@ class AsyncProducer(TransactionalProducer):
         self._txn_ops: dict[str, TxnOperation] = {}
         self._acc = RecordAccumulator(config, idempotence=self._idem)
         self._acc.on_space_freed = self._on_space_freed
-        self._sticky = StickyPartitioner(config.batch_size, load=self._acc.partition_loads)
+        self._sticky = StickyPartitioner(
+            self._acc.settings.batch_size, load=self._acc.partition_loads
+        )
         self._partitioner: Partitioner = partitioner or DefaultPartitioner(
             self._sticky, ignore_keys=config.partitioner_ignore_keys
         )
@@ -194,11 +180,16 @@ class AsyncProducer(TransactionalProducer):
         self._default_partitioner = partitioner is None
         # send() reads and counts the sticky choice itself: see the module docstring.
         self._sticky_states, self._sticky_bytes = self._sticky.states, self._sticky.batch_size
+        # Lanes only where nothing per record is needed beyond the append itself.
+        self._lanes_allowed = (
+            partitioner is None and not self._serializing and config.transactional_id is None
+        )
+        self._lanes: dict[str, _Lane] = {}
         self._encoder = records_encoder(Codec[config.compression_type.upper()])
         self._sender: Sender | None = None
         self._metadata: MetadataManager | None = None
         self._snap: ClusterSnapshot | None = None
-        self._topics: dict[str, _Topic] = {}
+        self._topics: dict[str, TopicInfo] = {}
         self._space: anyio.Event | None = None
         self._space_lock: anyio.Lock | None = None
         self._blocked = 0
@@ -256,6 +247,7 @@ class AsyncProducer(TransactionalProducer):
         if self._closed:
             return
         self._closed = True
+        self._lanes.clear()
         if not self._open:
             return
         sender = self._sender
@@ -283,17 +275,18 @@ class AsyncProducer(TransactionalProducer):
         """Partition ids of ``topic`` (waits up to max_block_ms for its metadata)."""
         return set((await self._topic(topic)).all)
 
-    async def _topic(self, topic: str) -> _Topic:
+    async def _topic(self, topic: str) -> TopicInfo:
         metadata = self._require()
         snapshot = metadata.snapshot
         if snapshot is not self._snap:
             self._snap = snapshot
             self._topics.clear()
             self._sticky.invalidate()
+            self._lanes.clear()
         cached = self._topics.get(topic)
         if cached is not None:
             return cached
-        _validate_topic(topic)
+        validate_topic(topic)
         info = snapshot.topics.get(topic)
         if info is None:
             snapshot = await metadata.wait_for_topics([topic], self.config.max_block_ms)
@@ -301,7 +294,7 @@ class AsyncProducer(TransactionalProducer):
         ids = tuple(p.partition for p in info.partitions)
         live = tuple(p.partition for p in info.partitions if p.leader >= 0)
         tps = tuple((topic, i) for i in range(len(ids)))
-        entry = self._topics[topic] = _Topic(len(ids), ids, live, tps)
+        entry = self._topics[topic] = TopicInfo(len(ids), ids, live, tps)
         return entry
 
     def _require(self) -> MetadataManager:
@@ -325,13 +318,24 @@ class AsyncProducer(TransactionalProducer):
         Waits only while the buffer is full (up to max_block_ms, then BufferFullError)
         or, on the first record for a topic, for its metadata.
         """
+        lane = self._lanes.get(topic)
+        if (lane is not None and key is None and type(value) is bytes and partition is None
+                and timestamp_ms is None and not headers and len(value) <= lane.guard
+                and lane.metadata.snapshot is lane.snapshot):  # fmt: skip
+            stint = lane.sticky
+            future = self._acc.append_value(lane.part, _time_ns() // 1_000_000, value, stint)
+            if future is not None:
+                if stint.produced >= self._sticky_bytes:
+                    self._sticky.invalidate(topic)
+                    del self._lanes[topic]
+                return future
         sender, metadata = self._sender, self._metadata
         if sender is None or metadata is None or self._closed or sender.fatal_error is not None:
             metadata = self._require()
             assert sender is not None
         if self._serializing or type(value) is not bytes or not (key is None or type(key) is bytes):
             key, value = self._serialize(key, value)
-        headers = _check_headers(headers) if headers else ()
+        headers = check_headers(headers) if headers else ()
         tinfo = self._topics.get(topic)
         if tinfo is None or metadata.snapshot is not self._snap:
             tinfo = await self._topic(topic)
@@ -351,7 +355,7 @@ class AsyncProducer(TransactionalProducer):
         tp = tinfo.tps[partition]
         if self._txn is not None:
             self._txn.add_partition(tp)  # raises outside a transaction
-        ts = int(_time() * 1000) if timestamp_ms is None else timestamp_ms
+        ts = _time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
         # Others waiting for space go first (FIFO).
         result = None if self._blocked else self._acc.append(tp, ts, key, value, headers, self._now)
         if result is None:
@@ -364,6 +368,9 @@ class AsyncProducer(TransactionalProducer):
             sticky.produced += size
             if sticky.produced >= self._sticky_bytes:
                 self._sticky.invalidate(topic)
+                self._lanes.pop(topic, None)
+            elif self._lanes_allowed and key is None and not self._closed:
+                self._open_lane(topic, tp, sticky, metadata)
         if wake:  # the one checkpoint (module docstring): only when a batch started or filled
             sender.wake()
             await anyio.lowlevel.checkpoint()
@@ -391,23 +398,26 @@ class AsyncProducer(TransactionalProducer):
         partition: int | None = None,
         timestamp_ms: int | None = None,
         headers: Headers | None = None,
-    ) -> list[DeliveryFuture]:
+    ) -> Sequence[DeliveryFuture]:
         """Queue many records for ``topic``; returns their futures in order.
 
         Items are values, or :class:`ProducerRecord` for per-record keys, partitions,
         timestamps or headers (the keyword arguments are the defaults for the others).
-        Every item is validated before any is queued.
+        Every item is validated before any is queued. The result is a list, or for
+        plain values a :class:`~kclient.producer.delivery.DeliveryFutures` sequence
+        that makes each future when it is read.
         """
         self._require()
         tinfo = await self._topic(topic)
+        self._lanes.pop(topic, None)  # the sticky choice may move here: send re-checks it
         if timestamp_ms is None:
-            timestamp_ms = int(_time() * 1000)
+            timestamp_ms = _time_ns() // 1_000_000
         items = values_or_records if type(values_or_records) is list else list(values_or_records)
-        if self._bulk_ok(items, key, partition):
-            default_headers = _check_headers(headers) if headers else ()
-            return await self._append_bulk(topic, tinfo, items, key, timestamp_ms, default_headers)
-        prepared = self._prepare_many(tinfo, items, key, partition, timestamp_ms, headers)
-        return await self._append_many(topic, tinfo, prepared)
+        if bulk_ok(self, items, key, partition):
+            default_headers = check_headers(headers) if headers else ()
+            return await append_bulk(self, topic, tinfo, items, key, timestamp_ms, default_headers)
+        prepared = prepare_many(self, tinfo, items, key, partition, timestamp_ms, headers)
+        return await append_many(self, topic, tinfo, prepared)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send everything queued now and wait until it is delivered (or failed)."""
@@ -426,7 +436,20 @@ class AsyncProducer(TransactionalProducer):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _choose(self, topic: str, key: bytes | None, tinfo: _Topic) -> int:
+    def _open_lane(self, topic: str, tp: tuple[str, int], sticky: StickyState,
+                   metadata: MetadataManager) -> None:  # fmt: skip
+        """Let the next keyless records of ``topic`` take ``send``'s fast path, unless
+        a fatal error or waiting senders (FIFO) forbid it."""
+        lane = self._lanes.get(topic)
+        if lane is not None and lane.sticky is sticky and lane.snapshot is self._snap:
+            return
+        sender = self._sender
+        if self._blocked or sender is None or sender.fatal_error is not None or self._snap is None:
+            return
+        self._lanes[topic] = _Lane(self._acc.partition(tp), sticky, metadata, self._snap,
+                                   self._size_guard)  # fmt: skip
+
+    def _choose(self, topic: str, key: bytes | None, tinfo: TopicInfo) -> int:
         if key is not None and self._keyed_default:
             return partition_for_key(key, tinfo.size)
         return self._partitioner(topic, key, tinfo.all, tinfo.available)
@@ -437,12 +460,12 @@ class AsyncProducer(TransactionalProducer):
         if self._vs is not None:
             value = self._vs(value)
         if type(value) is not bytes and value is not None:
-            value = _as_bytes(value, "value")
+            value = as_bytes(value, "value")
         if type(key) is not bytes and key is not None:
-            key = _as_bytes(key, "key")
+            key = as_bytes(key, "key")
         return key, value
 
-    def _choose_checked(self, topic: str, key: bytes | None, tinfo: _Topic) -> int:
+    def _choose_checked(self, topic: str, key: bytes | None, tinfo: TopicInfo) -> int:
         partition = self._choose(topic, key, tinfo)
         if type(partition) is not int or not 0 <= partition < tinfo.size:  # a custom partitioner
             raise ValueError(f"partitioner chose {partition!r} for {topic!r} ({tinfo.size})")
@@ -466,6 +489,7 @@ class AsyncProducer(TransactionalProducer):
         """The buffer is full (or others wait already): wait in FIFO order for space."""
         assert self._space_lock is not None and self._sender is not None
         self._blocked += 1
+        self._lanes.clear()  # FIFO: later senders must queue behind this one
         try:
             with anyio.move_on_after(self.config.max_block_ms / 1000):
                 async with self._space_lock:
@@ -483,139 +507,3 @@ class AsyncProducer(TransactionalProducer):
             f"no room in the buffer (buffer_memory={self.config.buffer_memory}) within "
             f"max_block_ms={self.config.max_block_ms}; nothing was enqueued"
         )
-
-    def _prepare_many(
-        self,
-        tinfo: _Topic,
-        items: Iterable[Any],
-        key: Any,
-        partition: int | None,
-        timestamp_ms: int,
-        headers: Headers | None,
-    ) -> list[tuple[Any, ...]]:
-        """Validate and serialize every item: (key, value, partition|None, ts, headers)."""
-        ks, vs, guard = self._ks, self._vs, self._size_guard
-        default_headers = _check_headers(headers) if headers else ()
-        if partition is not None and not 0 <= partition < tinfo.size:
-            raise ValueError(f"partition {partition!r} out of range ({tinfo.size})")
-        out: list[tuple[Any, ...]] = []
-        append = out.append
-        for item in items:
-            if type(item) is ProducerRecord:
-                out.append(self._prepare_record(tinfo, item, key, partition, timestamp_ms))
-                continue
-            k = key if ks is None else ks(key)
-            v = item if vs is None else vs(item)
-            if type(v) is not bytes and v is not None:
-                v = _as_bytes(v, "value")
-            if type(k) is not bytes and k is not None:
-                k = _as_bytes(k, "key")
-            if (len(v) if v else 0) + (len(k) if k else 0) > guard:
-                self._check_size(k, v, default_headers)
-            append((k, v, partition, timestamp_ms, default_headers))
-        return out
-
-    def _prepare_record(
-        self, tinfo: _Topic, rec: ProducerRecord, key: Any, partition: int | None, ts: int
-    ) -> tuple[Any, ...]:
-        k = rec.key if rec.key is not None else key
-        if self._ks is not None:
-            k = self._ks(k)
-        v = rec.value if self._vs is None else self._vs(rec.value)
-        k, v = _as_bytes(k, "key"), _as_bytes(v, "value")
-        h = _check_headers(rec.headers) if rec.headers else ()
-        p = rec.partition if rec.partition is not None else partition
-        if p is not None and not 0 <= p < tinfo.size:
-            raise ValueError(f"partition {p!r} out of range ({tinfo.size})")
-        self._check_size(k, v, h)
-        return (k, v, p, rec.timestamp_ms if rec.timestamp_ms is not None else ts, h)
-
-    def _bulk_ok(self, items: list[Any], key: Any, partition: int | None) -> bool:
-        """Whether ``send_many`` can fill batches a run of records at a time: plain
-        bytes values, no serializers, one key the sticky partitioner ignores, no
-        size near the limits. Everything else takes the per-record path."""
-        if partition is not None or not self._default_partitioner or self._vs or self._ks:
-            return False
-        if key is not None and (self._keyed_default or type(key) is not bytes):
-            return False
-        # map/set/max run in C: a validation pass that costs next to nothing per record.
-        if not items or set(map(type, items)) != {bytes}:
-            return False
-        return max(map(len, items)) + (len(key) if key else 0) <= self._size_guard
-
-    async def _append_bulk(
-        self, topic: str, tinfo: _Topic, values: list[bytes], key: bytes | None, ts: int,
-        headers: Headers,
-    ) -> list[DeliveryFuture]:  # fmt: skip
-        """send_many's bulk path: one ``append_values`` per sticky partition stint
-        (the accumulator fills each batch with one zip/map run), the same batches,
-        partition switches and futures as one ``send`` per value would give."""
-        sender, sticky, append_values = self._sender, self._sticky, self._acc.append_values
-        assert sender is not None
-        out: list[DeliveryFuture] = []
-        i, n, wake = 0, len(values), False
-        while i < n:
-            state = sticky.state(topic, tinfo.all, tinfo.available)
-            tp = tinfo.tps[state.partition]
-            if self._txn is not None:
-                self._txn.add_partition(tp)
-            stop = i
-            if not self._blocked:  # others waiting for space go first (FIFO)
-                budget = self._sticky_bytes - state.produced
-                # GC paused per stint (no await inside): the futures and record tuples
-                # made here all survive, so collections during the run would only
-                # rescan them (the consumer's fetcher does the same per batch).
-                pause = gc.isenabled()
-                if pause:
-                    gc.disable()
-                try:
-                    stop, appended, woke = append_values(
-                        tp, ts, key, values, i, budget, headers, self._now, out
-                    )
-                finally:
-                    if pause:
-                        gc.enable()
-                wake = wake or woke
-                state.produced += appended
-                if state.produced >= self._sticky_bytes:
-                    sticky.invalidate(topic)
-            if stop == i:  # the buffer is full: wait for room, as send() does
-                sender.wake()
-                future, woke, size = await self._append_waiting(tp, ts, key, values[i], headers)
-                out.append(future)
-                wake = wake or woke
-                sticky.on_append(topic, state.partition, size)
-                stop = i + 1
-            i = stop
-        if wake:
-            sender.wake()
-        await anyio.lowlevel.checkpoint()
-        return out
-
-    async def _append_many(
-        self, topic: str, tinfo: _Topic, prepared: Sequence[tuple[Any, ...]]
-    ) -> list[DeliveryFuture]:
-        acc_append, on_append = self._acc.append, self._sticky.on_append
-        choose, now = self._choose, self._now()
-        futures: list[DeliveryFuture] = []
-        wake = False
-        for k, v, p, ts, h in prepared:
-            if p is None:
-                p = choose(topic, k, tinfo)
-            tp = (topic, p)
-            if self._txn is not None:
-                self._txn.add_partition(tp)
-            result = None if self._blocked else acc_append(tp, ts, k, v, h, now)
-            if result is None:
-                assert self._sender is not None
-                self._sender.wake()
-                result = await self._append_waiting(tp, ts, k, v, h)
-                now = self._now()
-            futures.append(result[0])
-            wake = wake or result[1]
-            on_append(topic, p, result[2])
-        if wake:
-            assert self._sender is not None
-            self._sender.wake()
-        await anyio.lowlevel.checkpoint()
-        return futures

@@ -21,7 +21,7 @@ still delivered when a ``with`` block exits.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -118,7 +118,7 @@ class Producer(PortalClient[AsyncProducer]):
         partition: int | None = None,
         timestamp_ms: int | None = None,
         headers: Headers | None = None,
-    ) -> list[Future[RecordMetadata]]:
+    ) -> Sequence[Future[RecordMetadata]]:  # a list; typed as the async side's result
         return self._call(
             returns_futures(self._impl.send_many),
             topic, values_or_records,

@@ -65,7 +65,8 @@ async def test_keyed_records_keep_order_per_partition_and_flush() -> None:
 async def test_send_many_values_and_records() -> None:
     async with MockCluster() as cluster:
         cluster.create_topic("t", partitions=4)
-        async with make_producer(cluster.bootstrap_servers) as producer:
+        # 16 KiB batches: the 3000 small values (~60 KB) make several sticky stints.
+        async with make_producer(cluster.bootstrap_servers, batch_size=16384) as producer:
             futures = await producer.send_many("t", [b"%d" % i for i in range(3000)])
             records = [
                 ProducerRecord(b"r%d" % i, key=b"k", headers=[("a", b"b")]) for i in range(5)

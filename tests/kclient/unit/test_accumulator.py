@@ -20,6 +20,7 @@ from kclient.producer.batch import (
     estimate_record_size,
     records_encoder,
 )
+from kclient.producer.delivery import DeliveryFutures
 from kclient.producer.idempotence import IdempotenceManager
 from protocol.records import Codec, RecordBatch, read_batches
 from protocol.records.writer import RecordsWriter
@@ -609,7 +610,7 @@ async def test_cancelled_await_does_not_cancel_delivery() -> None:
 def test_append_values_matches_per_record_append(budget: int, buffer_memory: int) -> None:
     values = [bytes(rng_len) for rng_len in random.Random(7).choices(range(0, 300), k=120)]
     bulk, single = make(buffer_memory=buffer_memory), make(buffer_memory=buffer_memory)
-    out: list[DeliveryFuture] = []
+    out = DeliveryFutures()
     stop, appended, _ = bulk.append_values(TP0, 1000, b"k", values, 0, budget, (), 0.0, out)
     expected_bytes = 0
     for value in values:
@@ -641,7 +642,7 @@ def test_append_values_uniform_run_matches_per_record_append(
 ) -> None:
     values = [bytes([i % 256]) * 100 for i in range(40)]  # one length: the counted fast path
     bulk, single = make(buffer_memory=buffer_memory), make(buffer_memory=buffer_memory)
-    out: list[DeliveryFuture] = []
+    out = DeliveryFutures()
     stop, appended, _ = bulk.append_values(TP0, 1000, None, values, start, budget, (), 0.0, out)
     expected_bytes, count = 0, 0
     for value in values[start:]:

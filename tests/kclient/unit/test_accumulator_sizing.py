@@ -15,6 +15,7 @@ from kclient.producer.compression_ratio import (
     MIN_RATIO,
     CompressionRatioEstimator,
 )
+from kclient.producer.delivery import DeliveryFutures
 from protocol.records import Codec
 
 TP = ("t", 0)
@@ -202,9 +203,9 @@ def test_bulk_append_counts_wire_bytes_like_single_appends() -> None:
     for acc in (bulk, single):
         train(acc, b"w" * 100, 300)
         send_full(acc, Codec.ZSTD)
-    out: list[object] = []
+    out = DeliveryFutures()
     stop, appended, _ = bulk.append_values(TP, 1000, None, [b"w" * 100] * 3000, 0, BATCH,
-                                           (), 0.0, out)  # type: ignore[arg-type]  # fmt: skip
+                                           (), 0.0, out)  # fmt: skip
     total, count = 0, 0
     while total < BATCH:
         result = single.append(TP, 1000, None, b"w" * 100, (), 0.0)
