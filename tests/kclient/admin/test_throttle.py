@@ -71,7 +71,8 @@ async def test_throttle_wait_is_cut_by_the_request_deadline() -> None:
             started = time.monotonic()
             with pytest.raises(KafkaTimeoutError, match="throttled"):
                 await conn.request(MetadataRequest(topics=[]), timeout_ms=200)
-            assert time.monotonic() - started < 1
+            # cut by the 200 ms deadline, not the 10 s throttle (slack for a loaded CI box)
+            assert time.monotonic() - started < 5
             assert not conn.closed  # nothing was written: the connection stays usable
     assert len(times) == 1
 
@@ -95,5 +96,5 @@ async def test_throttle_wait_is_cut_by_close() -> None:
                 tg.start_soon(waiting)
                 await anyio.sleep(0.05)
                 await conn.aclose()
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # cut by close(), not the 10 s throttle
     assert len(errors) == 1 and getattr(errors[0], "request_sent", None) is False

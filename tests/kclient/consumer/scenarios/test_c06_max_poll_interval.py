@@ -1,5 +1,5 @@
-"""C6: max.poll.interval exceeded (scaled: session 1 s, max poll interval 1.5 s; the slow
-member's handler awaits 2.2 s).
+"""C6: max.poll.interval exceeded (scaled: session 1 s, max poll interval 3 s; the slow
+member's handler awaits until the peer owns everything).
 
 Must hold (reliability.md C6): the heartbeat keeps the *session* alive while the handler
 runs (the broker still counts the member past the session timeout); at the poll interval
@@ -34,7 +34,7 @@ async def test_slow_handler_leaves_group_and_rejoins() -> None:
         cluster.create_topic(TOPIC, partitions=PARTITIONS)
         for p in range(PARTITIONS):
             produce(cluster, TOPIC, p, [b"a"] * 10)
-        slow = make_consumer(cluster, group_id=GROUP, client_id="slow", max_poll_interval_ms=1500)
+        slow = make_consumer(cluster, group_id=GROUP, client_id="slow", max_poll_interval_ms=3000)
         peer = make_consumer(cluster, group_id=GROUP, client_id="peer")
         async with slow, peer:
             slow.subscribe([TOPIC])
@@ -51,11 +51,11 @@ async def test_slow_handler_leaves_group_and_rejoins() -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(keep_peer_polling)
                 # The slow handler: past the session timeout the member is still in the
-                # group, kept alive by heartbeats, not by polls.
+                # group, kept alive by heartbeats, not by polls. (The poll interval leaves
+                # 1.8 s of slack for a loaded machine to wake this task late.)
                 await anyio.sleep(1.2)
                 assert member_id in group_members(cluster)
                 assert slow.assignment() == mine
-                await anyio.sleep(1.0)
                 # Past max_poll_interval: the member left, the peer owns everything.
                 with anyio.fail_after(10):
                     while peer.assignment() != set(tps(TOPIC, PARTITIONS)):

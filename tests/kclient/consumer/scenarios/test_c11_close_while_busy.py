@@ -83,10 +83,12 @@ async def test_close_during_rebalance_with_commit_pending(strategy: str) -> None
             started = time.monotonic()
             await a.close(timeout_ms=BUDGET_S * 1000)
             elapsed = time.monotonic() - started
-            with anyio.fail_after(1):
+            with anyio.fail_after(5):  # it resolves (when is not the point)
                 await resolved.wait()
             after_close = len(cluster.requests_of(ApiKey.OFFSET_COMMIT))
-            assert elapsed <= BUDGET_S + 0.5, elapsed
+            # Within the budget, not the 30 s hold: the slack is for a loaded machine
+            # waking the last timer late, not for close() overrunning.
+            assert elapsed <= BUDGET_S + 1.5, elapsed
             assert len(pending) == 1 and isinstance(pending[0], KafkaError)
             later = cluster.requests[journal_at_close:]
             final_commits = [
