@@ -57,15 +57,35 @@ class World:
     events: list[str] = field(default_factory=list)
     seen: set[tuple[int, int]] = field(default_factory=set)
     prefix: dict[int, int] = field(default_factory=dict)  # first unprocessed offset
+    # Per partition, the committed offset each new owner started from, in order, and per
+    # (member, partition) how many of those starts were recorded up to its own assignment.
+    starts: dict[int, list[int]] = field(default_factory=dict)
+    since: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def took_over(self, who: str, partitions: set[int]) -> None:
+        """``who`` was assigned ``partitions``; it starts from the committed offsets (an
+        evicted owner can no longer commit, so these stay put until ``who`` commits)."""
+        committed = self.committed()
+        for p in partitions:
+            starts = self.starts.setdefault(p, [])
+            starts.append(committed.get(p, 0))
+            self.since[(who, p)] = len(starts)
 
     def allow_uncommitted(self, who: str, partitions: set[int] | None = None) -> None:
-        """Records ``who`` processed at or above the broker's committed offset may be
-        processed again by the next owner."""
+        """Records ``who`` processed at or above where the next owner started may be
+        processed again by it. That start is the broker's committed offset now, unless a
+        next owner already took over (``who`` was evicted and hears of it late, under
+        load): then that owner's start, which later commits no longer tell."""
         committed = self.committed()
+
+        def threshold(p: int) -> int:
+            later = self.starts.get(p, [])[self.since.get((who, p), 0) :]
+            return min([committed.get(p, 0), *later])
+
         self.allowed_dups |= {
             (p, o)
             for p, o, name in self.processed
-            if name == who and (partitions is None or p in partitions) and o >= committed.get(p, 0)
+            if name == who and (partitions is None or p in partitions) and o >= threshold(p)
         }
 
     def committed(self) -> dict[int, int]:
@@ -109,6 +129,7 @@ async def run_member(world: World, slot: Slot) -> None:
 
         def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
             got = sorted(tp.partition for tp in assigned)
+            world.took_over(slot.name, set(got))
             world.events.append(f"{slot.name} assigned {got} committed {world.committed()}")
 
         def on_partitions_lost(self, lost: frozenset[TopicPartition]) -> None:
