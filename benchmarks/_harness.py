@@ -1,4 +1,5 @@
-"""Shared plumbing for the client benchmarks (producer_bench, consumer_bench).
+"""Shared plumbing for the client benchmarks (producer_bench, consumer_bench; codec_bench
+uses only its JSON writer).
 
 Each measured client runs in its own Python subprocess so that its peak RSS and CPU time
 are its own: the parent starts ``python -m benchmarks._harness MODULE:FUNCTION PARAMS OUT``,

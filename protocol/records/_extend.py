@@ -1,8 +1,8 @@
 """The bulk encoding path of :class:`~protocol.records.batch.BatchBuilder`.
 
-``BatchBuilder.extend`` lands here. Kept apart from ``batch.py`` (which also holds
-the reader) so each stays a readable size; this module works on the builder's
-private state on purpose, as a method body would.
+``BatchBuilder.extend`` lands here. Kept apart from ``batch_encode.py`` so each stays
+a readable size; this module works on the builder's private state on purpose, as a
+method body would.
 """
 
 from __future__ import annotations
