@@ -179,11 +179,10 @@ def aiokafka_worker(params: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-def kafka_python_worker(params: dict[str, Any]) -> dict[str, Any]:
+def _kafka_python_consumer(params: dict[str, Any]) -> Any:
     from kafka import KafkaConsumer  # type: ignore[import-untyped]
 
-    clock = _Clock(params["records"])
-    consumer = KafkaConsumer(
+    return KafkaConsumer(
         params["topic"],
         bootstrap_servers=params["bootstrap"],
         group_id=params["group"],
@@ -191,6 +190,11 @@ def kafka_python_worker(params: dict[str, Any]) -> dict[str, Any]:
         enable_auto_commit=False,
         **_session(params),
     )
+
+
+def kafka_python_worker(params: dict[str, Any]) -> dict[str, Any]:
+    clock = _Clock(params["records"])
+    consumer = _kafka_python_consumer(params)
     try:
         poll = consumer.poll
         while True:
@@ -279,17 +283,8 @@ def kclient_sync_getmany_worker(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def kafka_python_iter_worker(params: dict[str, Any]) -> dict[str, Any]:
-    from kafka import KafkaConsumer  # type: ignore[import-untyped]
-
     clock = _Clock(params["records"])
-    consumer = KafkaConsumer(
-        params["topic"],
-        bootstrap_servers=params["bootstrap"],
-        group_id=params["group"],
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **_session(params),
-    )
+    consumer = _kafka_python_consumer(params)
     try:
         _count_each(clock, consumer, lambda m: m.value)
         return clock.result()
