@@ -246,34 +246,29 @@ def _count_each(clock: _Clock, records: Iterable[Any], value: Callable[[Any], by
             return
 
 
-def kclient_sync_iter_worker(params: dict[str, Any]) -> dict[str, Any]:
+def _kclient_sync_consumer(params: dict[str, Any]) -> Any:
     from kclient.sync import Consumer
 
-    clock = _Clock(params["records"])
-    with Consumer(
+    return Consumer(
         params["topic"],
         bootstrap_servers=params["bootstrap"],
         group_id=params["group"],
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **_session(params),
-    ) as consumer:
+    )
+
+
+def kclient_sync_iter_worker(params: dict[str, Any]) -> dict[str, Any]:
+    clock = _Clock(params["records"])
+    with _kclient_sync_consumer(params) as consumer:
         _count_each(clock, consumer, lambda r: r.value)
         return clock.result()
 
 
 def kclient_sync_getmany_worker(params: dict[str, Any]) -> dict[str, Any]:
-    from kclient.sync import Consumer
-
     clock = _Clock(params["records"])
-    with Consumer(
-        params["topic"],
-        bootstrap_servers=params["bootstrap"],
-        group_id=params["group"],
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **_session(params),
-    ) as consumer:
+    with _kclient_sync_consumer(params) as consumer:
         getmany = consumer.getmany
         while True:
             batches = getmany(timeout_ms=1000, max_records=POLL_RECORDS)

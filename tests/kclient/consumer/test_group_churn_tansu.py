@@ -44,9 +44,8 @@ from kclient import (
     TopicPartition,
 )
 from kclient.consumer._errors import CommitFailedError
-from protocol.errors import RebalanceInProgressError
 
-from .scenarios._helpers import hard_kill
+from .scenarios._helpers import commit_processed, hard_kill
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -164,23 +163,9 @@ async def run_member(world: World, slot: Slot) -> None:
         if slot.crash:
             await hard_kill(c)
         else:
-            await commit_processed(c, mine)
+            await commit_processed(c, mine, timeout=15)
             await c.close()
         slot.done.set()
-
-
-async def commit_processed(c: AsyncConsumer[Any, Any], mine: dict[TopicPartition, int]) -> None:
-    """A clean stop commits everything processed; a commit is refused while a rebalance
-    is under way (reliability C2), so retry until it is over."""
-    with anyio.fail_after(15):
-        while mine:
-            try:
-                await c.commit(dict(mine))
-                return
-            except RebalanceInProgressError:
-                await anyio.sleep(0.05)
-            except CommitFailedError:
-                return  # membership lost: the next owner reads these again
 
 
 async def stop(world: World, slot: Slot, crash: bool) -> None:

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
 from kclient import AsyncConsumer, AsyncGroupTransactSession, AsyncProducer, TopicPartition
 from kclient.eos import Batches
+
+from ..producer._txn_helpers import read_all
 
 # Short timers: joins, retries and commits converge in well under a second on the mock.
 FAST_CLIENT: dict[str, Any] = dict(
@@ -106,29 +106,9 @@ async def read_values(
     isolation: str = "read_committed",
     timeout: float = 30.0,
 ) -> dict[int, list[bytes | None]]:
-    """Every value of ``topic`` visible at ``isolation``, per partition, read with our
-    consumer (manual assignment) up to the end offsets."""
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    out: dict[int, list[bytes | None]] = {p: [] for p in range(partitions)}
-    consumer: AsyncConsumer[bytes, bytes] = AsyncConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level=isolation,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **{**FAST_CLIENT, "fetch_max_wait_ms": 50},
-    )
-    async with consumer:
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        with anyio.fail_after(timeout):
-            while True:
-                positions = [await consumer.position(tp) for tp in tps]
-                if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
-                    break
-                got = await consumer.getmany(timeout_ms=100)
-                for tp, records in got.items():
-                    out[tp.partition].extend(r.value for r in records)
-    return out
+    """Every value of ``topic`` visible at ``isolation``, per partition (the
+    transaction tests' reader, with the longer deadline copies need)."""
+    return await read_all(bootstrap, topic, partitions, isolation=isolation, timeout=timeout)
 
 
 def assert_exactly_once(

@@ -13,8 +13,10 @@ from typing import Any
 import anyio
 
 from kclient import AsyncConsumer, ConsumerRecord, TopicPartition
+from kclient.consumer._errors import CommitFailedError
 from kclient.testing.mock import MockCluster
 from kclient.testing.mock.batches import parse_header
+from protocol.errors import RebalanceInProgressError
 from protocol.records.batch import build_batch
 
 FAST_GROUP = dict(
@@ -109,3 +111,21 @@ async def hard_kill(c: AsyncConsumer[Any, Any]) -> None:
         with anyio.move_on_after(2, shield=True):
             await pool.aclose()
     await c._stop_tasks()
+
+
+async def commit_processed(
+    c: AsyncConsumer[Any, Any], mine: dict[TopicPartition, int], timeout: float = 10
+) -> None:
+    """A clean stop: commit everything processed before closing. A commit is refused
+    while a JoinGroup/SyncGroup is out (reliability C2), so retry until the rebalance is
+    over; if membership was lost meanwhile, the next owner reads these records again
+    (legitimate duplicates)."""
+    with anyio.fail_after(timeout):
+        while mine:
+            try:
+                await c.commit(dict(mine))
+                return
+            except RebalanceInProgressError:
+                await anyio.sleep(0.02)
+            except CommitFailedError:
+                return

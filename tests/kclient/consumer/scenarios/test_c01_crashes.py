@@ -29,9 +29,8 @@ import pytest
 from kclient import ConsumerRebalanceListener, KafkaError, TopicPartition
 from kclient.consumer._errors import CommitFailedError
 from kclient.testing.mock import MockCluster
-from protocol.errors import RebalanceInProgressError
 
-from ._helpers import hard_kill, make_consumer, produce
+from ._helpers import commit_processed, hard_kill, make_consumer, produce
 
 pytestmark = pytest.mark.anyio
 
@@ -175,22 +174,6 @@ async def poll_and_process(
             await c.commit({tp: mine[tp] for tp in batches if tp in mine})
         except (KafkaError, CommitFailedError):
             pass  # rebalancing or lost: the revoke listener / the next owner takes over
-
-
-async def commit_processed(c: Any, mine: dict[TopicPartition, int]) -> None:
-    """A clean stop: commit everything processed before closing. A commit is refused
-    while a JoinGroup/SyncGroup is out (C2), so retry until the rebalance is over; if
-    ownership was lost meanwhile, the next owner's duplicates are legitimate (and the
-    clean-restart test asserts that no loss happened)."""
-    with anyio.fail_after(10):
-        while mine:
-            try:
-                await c.commit(dict(mine))
-                return
-            except RebalanceInProgressError:
-                await anyio.sleep(0.02)
-            except CommitFailedError:
-                return
 
 
 async def kill(world: World, slot: Slot) -> None:
