@@ -42,7 +42,7 @@ async def after() -> None:
 
 async def main() -> None:
     async with AsyncAdmin(bootstrap_servers=BOOTSTRAP) as admin:
-        # kclient's producer never auto-creates topics
+        # one partition, created up front (auto-creation would use the broker's default count)
         (await admin.create_topics([NewTopic(TOPIC, 1, 1)]))[TOPIC].raise_on_error()
     await before()
     await after()
