@@ -62,6 +62,9 @@ class MetadataManager:
         self._auto_create = auto_create_topics
         self._rand = rand
         self.snapshot = ClusterSnapshot()
+        # Called (synchronously, no arguments) after each new snapshot: for state that
+        # must not outlive the snapshot it was made under (the producer's send lanes).
+        self.on_update: list[Callable[[], None]] = []
         self.last_update: MetadataUpdate | None = None
         self.last_error: KafkaError | None = None
         self._topics: set[str] = set()
@@ -169,6 +172,8 @@ class MetadataManager:
         requested = None if self._all_topics else sorted(self._topics)
         update = apply(self.snapshot, response, now_ms(), requested=requested)
         self.snapshot, self.last_update = update.snapshot, update
+        for callback in self.on_update:
+            callback()
         self._pool.update_brokers({n: (b.host, b.port) for n, b in update.snapshot.brokers.items()})
         if update.needs_retry:
             self._update_requested = True

@@ -1,68 +1,25 @@
-"""The append fast paths of :class:`~kclient.producer.accumulator.RecordAccumulator`.
+"""The bulk append of :class:`~kclient.producer.accumulator.RecordAccumulator`.
 
-``RecordAccumulator.append_value`` (the producer's ``send`` fast path; this function
-is bound there as the method itself) and ``append_values`` (``send_many``) land here.
-Kept apart from ``accumulator.py`` so each stays a readable size; these functions
-work on the accumulator's private state on purpose, as its methods would (the same
-arrangement as ``protocol/records/_extend.py``).
+``RecordAccumulator.append_values`` (``send_many``; this function is bound there
+as the method itself) lands here. Kept apart from ``accumulator.py`` so each stays
+a readable size; these functions work on the accumulator's private state on
+purpose, as its methods would (the same arrangement as ``_lane.py`` and
+``protocol/records/_extend.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from kclient.producer.batch import RECORD_OVERHEAD, DeliveryFuture, Headers, headers_size
+from kclient.producer.batch import RECORD_OVERHEAD, Headers, headers_size
 from kclient.producer.delivery import DeliveryFutures
 
 if TYPE_CHECKING:
-    from kclient.producer.accumulator import PartitionHandle, RecordAccumulator
+    from kclient.producer.accumulator import RecordAccumulator
     from kclient.producer.batch import ProducerBatch
 
-__all__ = ["ByteCounter", "append_value", "append_values"]
-
-
-class ByteCounter(Protocol):
-    """Where ``append_value`` counts appended bytes (the sticky partitioner's
-    :class:`~kclient.producer.partitioner.StickyState`)."""
-
-    produced: int
-
-
-def append_value(
-    acc: RecordAccumulator,
-    part: PartitionHandle,
-    timestamp: int,
-    value: bytes,
-    counter: ByteCounter,
-) -> DeliveryFuture | None:
-    """``RecordAccumulator.append`` for the commonest record (keyless, header-less,
-    ``bytes`` value) when it joins the open batch without filling it: the producer's
-    ``send`` fast path. ``part`` comes from ``RecordAccumulator.partition``. Adds the
-    record's share of ``batch_size`` (what ``append`` returns as its size) to
-    ``counter.produced``.
-
-    Returns None, having done nothing, in every other case (no open batch, the record
-    would fill it or overflow the buffer): the caller then takes the general
-    ``append``, which starts batches, wakes the Sender and refuses when full. So no
-    Sender wake-up is ever due from here.
-    """
-    batch = part.open
-    if batch is None or not batch.appendable or (writer := batch.writer) is None:
-        return None
-    size = RECORD_OVERHEAD + len(value)
-    new_size = batch.size + size
-    capacity = batch.capacity
-    used = acc._used + size
-    if new_size >= capacity or used > acc._buffer_memory:
-        return None
-    index = batch.count
-    writer.append_value(timestamp, value)
-    batch.count = index + 1
-    batch.size = new_size
-    acc._used = used
-    counter.produced += size if capacity == acc._batch_size else acc._wire_share(size, capacity)
-    return DeliveryFuture(batch.outcome, index, timestamp)
+__all__ = ["append_values"]
 
 
 def append_values(
@@ -92,10 +49,14 @@ def append_values(
     while i < n and appended < budget:
         size = fixed + len(values[i])
         if acc._used + size > acc._buffer_memory:
-            acc._refuse(size)
-            break
+            acc.settle_lanes()  # their unused credit may make the room
+            if acc._used + size > acc._buffer_memory:
+                acc._refuse(size)
+                break
         part = acc._parts.get(tp)
         batch = part.open if part is not None else None
+        if batch is not None and batch.lane is not None:
+            batch.lane.settle()
         if batch is None or not batch.appendable or batch.size + size > batch.capacity:
             future, batch = acc._append_new_batch(tp, timestamp, key, values[i], headers, size,
                                                   now)  # fmt: skip

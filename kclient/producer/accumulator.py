@@ -13,6 +13,11 @@ when the charge would overflow, append returns None and the facade waits for
 :attr:`on_space_freed` (up to ``max_block_ms``). Bytes are released when a
 batch is resolved *and* no longer in flight.
 
+``send``'s fast path bypasses ``append`` through a lane (``open_lane``, _lane.py): a
+reservation charged to the open batch and the buffer up front, settled (records
+encoded, unused bytes returned) before anything else reads or changes that batch.
+While lanes are live, ``_used`` and the open batches' ``size`` are upper bounds.
+
 The Sender task loops over the pure planners:
 
 1. ``ready(leader_for, now)`` names the leaders that have something sendable
@@ -54,9 +59,9 @@ from typing import NamedTuple
 
 from kclient.config import ProducerConfig
 from kclient.net.backoff import backoff_ms
-from kclient.producer._bulk import ByteCounter
-from kclient.producer._bulk import append_value as _append_value
 from kclient.producer._bulk import append_values as _append_values
+from kclient.producer._lane import ByteCounter, Lane
+from kclient.producer._lane import open_lane as _open_lane
 from kclient.producer.batch import (
     BATCH_OVERHEAD,
     RECORD_OVERHEAD,
@@ -74,8 +79,8 @@ __all__ = [
     "AccumulatorSettings",
     "ByteCounter",
     "ErrorFactory",
+    "Lane",
     "LeaderFor",
-    "PartitionHandle",
     "ReadyResult",
     "RecordAccumulator",
 ]
@@ -126,8 +131,7 @@ class AccumulatorSettings(NamedTuple):
 
 
 class _Partition:
-    """Queue and in-flight bookkeeping of one partition (also the opaque
-    :data:`PartitionHandle` of ``RecordAccumulator.append_value``)."""
+    """Queue and in-flight bookkeeping of one partition."""
 
     __slots__ = ("batches", "inflight", "inflight_node", "next_order", "open", "recovering", "tp")
 
@@ -141,9 +145,6 @@ class _Partition:
         self.inflight_node = -1
         self.recovering = False
         self.next_order = 0
-
-
-PartitionHandle = _Partition
 
 
 class RecordAccumulator:
@@ -208,11 +209,17 @@ class RecordAccumulator:
             size += headers_size(headers)
         used = self._used + size
         if used > self._buffer_memory:
-            self._refuse(size)
-            return None
+            self.settle_lanes()  # their unused credit may make the room
+            used = self._used + size
+            if used > self._buffer_memory:
+                self._refuse(size)
+                return None
         part = self._parts.get(tp)
         if part is not None:
             last = part.open
+            if last is not None and last.lane is not None:
+                last.lane.settle()
+                used = self._used + size
             if last is not None and last.appendable and (writer := last.writer) is not None:
                 # ProducerBatch.try_append, inlined: this is the per-record path.
                 new_size = last.size + size
@@ -232,18 +239,32 @@ class RecordAccumulator:
             size = self._wire_share(size, batch.capacity)
         return first, True, size
 
-    def partition(self, tp: TP) -> PartitionHandle:
-        """The handle :meth:`append_value` takes for ``tp`` (made now if new). Opaque
-        to the caller; it stays valid for the accumulator's lifetime."""
-        part = self._parts.get(tp)
-        if part is None:
-            part = self._parts[tp] = _Partition(tp)
-        return part
-
-    # The fast paths, defined in _bulk.py and bound here as methods (a wrapper would
-    # cost a call per record): send's ``append_value`` and send_many's ``append_values``.
-    append_value = _append_value
+    # The fast paths, defined in _lane.py and _bulk.py and bound here as methods:
+    # send's lanes (``open_lane``) and send_many's ``append_values``.
+    open_lane = _open_lane
     append_values = _append_values
+
+    def settle_lanes(self) -> None:
+        """Settle every live lane (see _lane.py)."""
+        for part in self._parts.values():
+            batch = part.open
+            if batch is not None and batch.lane is not None:
+                batch.lane.settle()
+
+    def _release_lane_credit(self, batch: ProducerBatch, used: int, unused: int,
+                             counter: ByteCounter) -> None:  # fmt: skip
+        """A lane on ``batch`` settled (``Lane.settle``): ``unused`` reserved bytes go
+        back to the buffer, ``used`` bytes count for the sticky stint."""
+        self._used -= unused
+        if used:
+            capacity = batch.capacity
+            counter.produced += (
+                used if capacity == self._batch_size else self._wire_share(used, capacity)
+            )
+        if unused and self._exhausted:
+            self._exhausted = False
+            if self.on_space_freed is not None:
+                self.on_space_freed()
 
     def _wire_share(self, size: int, capacity: int) -> int:
         """A record's share of a compressed batch's ``batch_size`` (estimated wire
@@ -258,6 +279,8 @@ class RecordAccumulator:
         if part is None:
             part = self._parts[tp] = _Partition(tp)
         if part.open is not None:
+            if part.open.lane is not None:
+                part.open.lane.settle()
             part.open.appendable = False  # full: later records start this new batch
         capacity = self._batch_size if self._ratios is None else self._ratios.capacity(tp[0])
         batch = ProducerBatch(tp, now() if callable(now) else now, capacity,
@@ -347,6 +370,8 @@ class RecordAccumulator:
             head = part.batches[0]
             if head.attempts and head.retry_at_ms > now:
                 continue
+            if head.lane is not None:
+                head.lane.settle()  # its size is exact from here on
             if out and size + head.size > max_request_size:
                 break
             if self._idem is not None and head.base_sequence < 0:
@@ -565,6 +590,7 @@ class RecordAccumulator:
         self._closing = True
 
     def incomplete_batches(self) -> list[ProducerBatch]:
+        self.settle_lanes()
         result: list[ProducerBatch] = []
         for part in self._parts.values():
             result.extend(b for b in part.inflight if not b.done)
@@ -573,8 +599,11 @@ class RecordAccumulator:
 
     # -- inspection --------------------------------------------------------------------
 
+    # Inspection settles the lanes first, so what it reports is exact.
+
     @property
     def used_bytes(self) -> int:
+        self.settle_lanes()
         return self._used
 
     @property
@@ -590,11 +619,13 @@ class RecordAccumulator:
         return list(part.inflight) if part is not None else []
 
     def queued(self, tp: TP) -> list[ProducerBatch]:
+        self.settle_lanes()
         part = self._parts.get(tp)
         return list(part.batches) if part is not None else []
 
     def queued_bytes(self, tp: TP) -> int:
         """Estimated bytes waiting for ``tp`` (queued, not yet sent)."""
+        self.settle_lanes()
         part = self._parts.get(tp)
         return sum(b.size for b in part.batches) if part is not None else 0
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
@@ -42,6 +42,9 @@ from kclient.producer.delivery import (
 )
 from protocol.records import Codec, RecordBatch, read_batches, rewrite_batch_header
 from protocol.records.writer import RecordsWriter
+
+if TYPE_CHECKING:
+    from kclient.producer._lane import Lane
 
 __all__ = [
     "BATCH_OVERHEAD",
@@ -183,6 +186,7 @@ class ProducerBatch:
         "charged",
         "count",
         "created_ms",
+        "lane",
         "order",
         "outcome",
         "partition",
@@ -226,6 +230,10 @@ class ProducerBatch:
         self._built: bytes | None = None
         self._built_for: tuple[int, int, int, bool] | None = None
         self._children: tuple[ProducerBatch, ...] = ()  # the halves, once split
+        # send's fast path into this batch while it is open (see _lane.py): its records
+        # and bytes are counted here only when it settles, which everything else
+        # that reads or changes the batch makes it do first.
+        self.lane: Lane | None = None
 
     # -- appending (hot path) -------------------------------------------------
 
@@ -242,6 +250,8 @@ class ProducerBatch:
         The first record always fits, so a record larger than the capacity gets
         a batch of its own.
         """
+        if self.lane is not None:
+            self.lane.settle()
         count = self.count
         if count and self.size + size > self.capacity:
             self.appendable = False
@@ -277,6 +287,8 @@ class ProducerBatch:
         """The records as ``(timestamp, key, value, headers)``, decoded from the
         batch's bytes: for splitting, inspection and tests, not for hot paths.
         Empty once the batch has resolved (its bytes are gone)."""
+        if self.lane is not None:
+            self.lane.settle()
         data = self._built
         if data is None:
             if self.writer is None or not self.count:
@@ -313,6 +325,8 @@ class ProducerBatch:
     # -- lifecycle ------------------------------------------------------------
 
     def _transition_to(self, new: BatchState) -> None:
+        if self.lane is not None:
+            self.lane.settle()  # its records belong to the batch before it moves on
         if new not in _TRANSITIONS[self.state]:
             raise IllegalBatchTransition(
                 f"batch {self.topic}-{self.partition}: {self.state.value} -> {new.value}"
@@ -376,6 +390,8 @@ class ProducerBatch:
                 )
                 self._built_for = key
             return self._built
+        if self.lane is not None:
+            self.lane.settle()
         writer = self.writer
         if writer is None:
             raise IllegalBatchTransition(f"batch {self.topic}-{self.partition} has no records")

@@ -10,16 +10,19 @@ The facade validates and partitions each record, appends it to the
 site and enqueues nothing.
 
 Fast path (``send`` of a keyless ``bytes`` value, no headers, partition or timestamp,
-default partitioner, no serializers, not transactional): a per-topic :class:`_Lane`
-remembers the current sticky choice (its accumulator partition handle and byte counter)
-and the metadata snapshot it was made under. While the snapshot is unchanged, one
-``RecordAccumulator.append_value`` call encodes the record into the open batch and
-counts its bytes; it refuses (None, nothing done) whenever the record would start or
-fill a batch or overflow the buffer, and the general path then runs. So the fast path
-never needs a Sender wake-up or a checkpoint. Lanes are made only by the general path
-(open, no fatal error, nobody blocked) and dropped when the sticky choice moves,
-metadata changes, a sender blocks for space (FIFO), ``send_many`` runs or the producer
-closes; a fatal error empties the accumulator's open batches, so the fast path refuses.
+default partitioner, no serializers, not transactional): a per-topic lane
+(:class:`~kclient.producer._lane.Lane`) is a reservation of bytes on the open batch
+of the current sticky partition. A record whose estimated size fits the lane's
+credit costs a subtraction, a clock read and a ``list.append``; the lane encodes
+its records once per millisecond and when it settles, and its bytes reach the batch,
+the buffer and the sticky count then (the accumulator settles a lane before
+anything else touches its batch). The credit ends where the general path would
+start or fill a batch, overflow the buffer or end the sticky stint, so the fast
+path never needs a Sender wake-up or a checkpoint. Lanes are opened only by the
+general path (open, no fatal error, nobody blocked) and settled when the sticky
+choice moves, a new metadata snapshot arrives (``MetadataManager.on_update``), a
+sender blocks for space (FIFO), ``send_many`` runs or the producer closes; a fatal
+error fails the open batches, which settles their lanes.
 
 General path: checks inline (helpers only for serializers, odd types and errors), one
 dict lookup for the topic's partitions, the key hash or the keyless sticky choice read
@@ -69,9 +72,10 @@ from kclient.producer._inputs import (
     validate_topic,
 )
 from kclient.producer._send_many import append_bulk, append_many, bulk_ok, prepare_many
-from kclient.producer.accumulator import PartitionHandle, RecordAccumulator
+from kclient.producer.accumulator import Lane, RecordAccumulator
 from kclient.producer.batch import (
     BATCH_OVERHEAD,
+    RECORD_OVERHEAD,
     DeliveryFuture,
     Headers,
     estimate_record_size,
@@ -98,23 +102,6 @@ __all__ = ["AsyncProducer", "ProducerRecord"]
 Serializer = Callable[[Any], Any]
 _FIELD_SLACK = 64  # below this margin under the limits no exact size check is needed
 _time_ns = time.time_ns  # // 1_000_000: the ms timestamp, cheaper than int(time() * 1000)
-
-
-class _Lane:
-    """``send``'s fast path for one topic: where its keyless records go until the
-    sticky choice moves (module docstring). Made by the general path; dropped when
-    the choice moves, metadata changes, a sender blocks, ``send_many`` runs or the
-    producer closes, and refused by the accumulator when its batch is not open."""
-
-    __slots__ = ("guard", "metadata", "part", "snapshot", "sticky")
-
-    def __init__(self, part: PartitionHandle, sticky: StickyState, metadata: MetadataManager,
-                 snapshot: ClusterSnapshot, guard: int) -> None:  # fmt: skip
-        self.part = part
-        self.sticky = sticky
-        self.metadata = metadata
-        self.snapshot = snapshot
-        self.guard = guard  # longest value taken without the exact size check
 
 
 def _loop_clock_ms() -> Callable[[], float]:
@@ -184,7 +171,7 @@ class AsyncProducer(TransactionalProducer):
         self._lanes_allowed = (
             partitioner is None and not self._serializing and config.transactional_id is None
         )
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._encoder = records_encoder(Codec[config.compression_type.upper()])
         self._sender: Sender | None = None
         self._metadata: MetadataManager | None = None
@@ -230,6 +217,7 @@ class AsyncProducer(TransactionalProducer):
                 transactions=self._txn,
             )
             self._now = _loop_clock_ms()
+            runtime.metadata.on_update.append(self._drop_lanes)  # lanes end with their snapshot
             await runtime.start_driver(self._sender.run)
             await runtime.metadata.refresh(self.config.max_block_ms)
             if self._txn is not None:
@@ -247,7 +235,7 @@ class AsyncProducer(TransactionalProducer):
         if self._closed:
             return
         self._closed = True
-        self._lanes.clear()
+        self._drop_lanes()
         if not self._open:
             return
         sender = self._sender
@@ -282,7 +270,7 @@ class AsyncProducer(TransactionalProducer):
             self._snap = snapshot
             self._topics.clear()
             self._sticky.invalidate()
-            self._lanes.clear()
+            self._drop_lanes()
         cached = self._topics.get(topic)
         if cached is not None:
             return cached
@@ -320,15 +308,17 @@ class AsyncProducer(TransactionalProducer):
         """
         lane = self._lanes.get(topic)
         if (lane is not None and key is None and type(value) is bytes and partition is None
-                and timestamp_ms is None and not headers and len(value) <= lane.guard
-                and lane.metadata.snapshot is lane.snapshot):  # fmt: skip
-            stint = lane.sticky
-            future = self._acc.append_value(lane.part, _time_ns() // 1_000_000, value, stint)
-            if future is not None:
-                if stint.produced >= self._sticky_bytes:
-                    self._sticky.invalidate(topic)
-                    del self._lanes[topic]
-                return future
+                and timestamp_ms is None and not headers):  # fmt: skip
+            # The fast path (module docstring): a settled lane's credit refuses all.
+            credit = lane.credit - RECORD_OVERHEAD - len(value)
+            if credit >= 0:
+                ts = _time_ns() // 1_000_000
+                if ts != lane.timestamp:
+                    lane.restamp(ts)
+                lane.credit = credit
+                values = lane.values
+                values.append(value)
+                return DeliveryFuture(lane.outcome, lane.base + len(values), ts)
         sender, metadata = self._sender, self._metadata
         if sender is None or metadata is None or self._closed or sender.fatal_error is not None:
             metadata = self._require()
@@ -368,9 +358,12 @@ class AsyncProducer(TransactionalProducer):
             sticky.produced += size
             if sticky.produced >= self._sticky_bytes:
                 self._sticky.invalidate(topic)
-                self._lanes.pop(topic, None)
-            elif self._lanes_allowed and key is None and not self._closed:
-                self._open_lane(topic, tp, sticky, metadata)
+                self._drop_lane(topic)
+            elif (self._lanes_allowed and key is None and value is not None and not headers
+                    and timestamp_ms is None and not self._closed):  # fmt: skip
+                # Only for records of the fast path's kind: a workload of others would
+                # open and settle a lane per record for nothing.
+                self._open_lane(topic, tp, sticky, ts)
         if wake:  # the one checkpoint (module docstring): only when a batch started or filled
             sender.wake()
             await anyio.lowlevel.checkpoint()
@@ -409,7 +402,7 @@ class AsyncProducer(TransactionalProducer):
         """
         self._require()
         tinfo = await self._topic(topic)
-        self._lanes.pop(topic, None)  # the sticky choice may move here: send re-checks it
+        self._drop_lane(topic)  # the sticky choice may move here: send re-checks it
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
         items = values_or_records if type(values_or_records) is list else list(values_or_records)
@@ -437,17 +430,28 @@ class AsyncProducer(TransactionalProducer):
     # -- helpers --------------------------------------------------------------------------
 
     def _open_lane(self, topic: str, tp: tuple[str, int], sticky: StickyState,
-                   metadata: MetadataManager) -> None:  # fmt: skip
+                   timestamp: int) -> None:  # fmt: skip
         """Let the next keyless records of ``topic`` take ``send``'s fast path, unless
         a fatal error or waiting senders (FIFO) forbid it."""
-        lane = self._lanes.get(topic)
-        if lane is not None and lane.sticky is sticky and lane.snapshot is self._snap:
-            return
+        self._drop_lane(topic)
         sender = self._sender
         if self._blocked or sender is None or sender.fatal_error is not None or self._snap is None:
             return
-        self._lanes[topic] = _Lane(self._acc.partition(tp), sticky, metadata, self._snap,
-                                   self._size_guard)  # fmt: skip
+        lane = self._acc.open_lane(tp, sticky, self._sticky_bytes - sticky.produced,
+                                   self._size_guard, timestamp)  # fmt: skip
+        if lane is not None:
+            self._lanes[topic] = lane
+
+    def _drop_lane(self, topic: str) -> None:
+        lane = self._lanes.pop(topic, None)
+        if lane is not None:
+            lane.settle()
+
+    def _drop_lanes(self) -> None:
+        """Settle and forget every lane: the next records take the general path."""
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            lane.settle()
 
     def _choose(self, topic: str, key: bytes | None, tinfo: TopicInfo) -> int:
         if key is not None and self._keyed_default:
@@ -489,7 +493,7 @@ class AsyncProducer(TransactionalProducer):
         """The buffer is full (or others wait already): wait in FIFO order for space."""
         assert self._space_lock is not None and self._sender is not None
         self._blocked += 1
-        self._lanes.clear()  # FIFO: later senders must queue behind this one
+        self._drop_lanes()  # FIFO: later senders must queue behind this one
         try:
             with anyio.move_on_after(self.config.max_block_ms / 1000):
                 async with self._space_lock:

@@ -17,17 +17,15 @@ small, is five or seven ``bytearray +=`` of pieces looked up in a module-level
 cache of record "shapes" (everything but the offset delta, key and value bytes
 depends only on the timestamp delta and the key/value lengths). Anything else
 (headers, null values, huge deltas) is encoded field by field.
-:meth:`RecordsWriter.append_value` is the keyless, header-less ``bytes`` case alone
-(the producer's ``send`` fast path), same bytes, fewer checks. Bulk appends of
-equal-length keyless values (the producer's ``send_many``) run as one
-``join`` in C.
+Bulk appends of equal-length keyless values of one timestamp (the producer's
+``send_many``, and ``send``'s lanes once per millisecond) run as one ``join`` in C
+over pieces laid out by three slice assignments (:meth:`RecordsWriter.extend_values`).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from itertools import chain, repeat
 from typing import Final
 
 from crc32c import crc32c
@@ -56,6 +54,30 @@ _Headers = Sequence[tuple[str, _Bytes | None]]
 # Bounded: a producer with wildly varying sizes just rebuilds entries.
 _SHAPES: dict[int, tuple[bytes, bytes, bytes, int]] = {}
 _MAX_SHAPES: Final = 4096
+
+
+# value length -> for offset deltas 0, 1, ...: the offset delta varint, the null key
+# and the value length varint, the bytes between a keyless record's timestamp delta
+# and its value. Grown on demand up to the longest run seen; bounded by _MAX_OD_MIDS
+# entries in all (about 40 bytes each), cleared and rebuilt beyond that.
+_OD_MIDS: dict[int, list[bytes]] = {}
+_MAX_OD_MIDS: Final = 1 << 15
+_OD_WIDTHS: Final = ((1, 0, 64), (2, 64, 8192), (3, 8192, _CACHE))  # width, from, to
+
+
+def _od_mids(vlen: int, upto: int) -> list[bytes]:
+    """The cached pieces for ``vlen``, covering offset deltas below ``upto``."""
+    mids = _OD_MIDS.get(vlen)
+    if mids is not None and len(mids) >= upto:
+        return mids
+    if mids is None:
+        mids = []
+    if sum(map(len, _OD_MIDS.values())) + upto - len(mids) > _MAX_OD_MIDS:
+        _OD_MIDS.clear()
+    _OD_MIDS[vlen] = mids
+    mid = NULL_LENGTH + encode_varint(vlen)
+    mids.extend([od + mid for od in ENCODED_VARINT[len(mids) : upto]])
+    return mids
 
 
 def _shape(delta: int, od_len: int, klen: int, vlen: int) -> tuple[bytes, bytes, bytes, int]:
@@ -140,36 +162,6 @@ class RecordsWriter:
         self.count = count + 1
         return len(record)
 
-    def append_value(self, timestamp: int, value: bytes) -> None:
-        """:meth:`append` of a keyless, header-less record whose value is ``bytes``:
-        the producer's ``send`` fast path, without the checks that case makes moot."""
-        count = self.count
-        if count:
-            delta = timestamp - self.base_timestamp
-            if timestamp > self.max_timestamp:
-                self.max_timestamp = timestamp
-        else:
-            self.base_timestamp = self.max_timestamp = timestamp
-            delta = 0
-        if count < _CACHE and 0 <= delta < _CACHE:
-            od = ENCODED_VARINT[count]
-            vlen = len(value)
-            skey = (vlen << 16 | delta) << 3 | len(od)  # append()'s keyless shape key
-            shape = _SHAPES.get(skey)
-            if shape is None:
-                shape = _SHAPES[skey] = _shape(delta, len(od), -1, vlen)
-            buf = self.buf
-            buf += shape[0]
-            buf += od
-            buf += shape[1]
-            buf += value
-            buf += _NO_HEADERS
-            self.count = count + 1
-            return
-        od = ENCODED_VARINT[count] if count < _CACHE else encode_varint(count)
-        self.buf += b"".join(_record_parts(delta, od, None, value, ()))
-        self.count = count + 1
-
     def extend_values(self, timestamp: int, values: Sequence[bytes]) -> bool:
         """Append keyless, header-less records of one timestamp whose values (all
         bytes) share one length, in one C-level join; False (nothing written)
@@ -187,23 +179,24 @@ class RecordsWriter:
             self.base_timestamp = self.max_timestamp = timestamp
         elif timestamp > self.max_timestamp:
             self.max_timestamp = timestamp
-        stop, offset, buf = count + n, 0, self.buf
-        for width, end in ((1, 64), (2, 8192), (3, _CACHE)):  # offset delta widths
-            if count >= end:
-                continue
-            upto = min(end, stop)
-            m = upto - count
-            pre, mid, _, _ = _shape(delta, width, -1, vlen)
-            buf += b"".join(
-                chain.from_iterable(
-                    zip(repeat(pre, m), ENCODED_VARINT[count:upto], repeat(mid, m),
-                        values[offset:offset + m], repeat(_NO_HEADERS, m), strict=True)
-                )
-            )  # fmt: skip
-            count, offset = upto, offset + m
-            if count == stop:
-                break
-        self.count = count
+        stop = count + n
+        # Record i is: length, attributes, timestamp delta (one "prefix" per offset delta
+        # width), offset delta + null key + value length (cached per value length), the
+        # value, and b"\x00" (no headers). Each prefix carries the previous record's
+        # b"\x00" in front, so three slice assignments lay the run out for one join.
+        parts = [b""] * (3 * n)
+        for width, first, end in _OD_WIDTHS:
+            lo, hi = max(first, count), min(end, stop)
+            if lo < hi:
+                pre = _shape(delta, width, -1, vlen)[0]
+                parts[3 * (lo - count) : 3 * (hi - count) : 3] = [_NO_HEADERS + pre] * (hi - lo)
+        parts[0] = parts[0][1:]  # the first record follows no record of this run
+        parts[1::3] = _od_mids(vlen, stop)[count:stop]
+        parts[2::3] = values
+        buf = self.buf
+        buf += b"".join(parts)
+        buf += _NO_HEADERS
+        self.count = stop
         return True
 
     def finish(

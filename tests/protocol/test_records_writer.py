@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,6 +80,36 @@ def test_extend_values_equals_appends(count: int, start: int) -> None:
     for value in values:
         single.append(1001, None, value, ())
     assert (bulk.buf, bulk.count, bulk.max_timestamp) == (single.buf, single.count, 1001)
+
+
+@pytest.mark.parametrize(("start", "n"), [(0, 16_384), (8_190, 4), (63, 2), (62, 8_200)])
+def test_extend_values_across_offset_delta_widths(start: int, n: int) -> None:
+    # Offset deltas take 1 byte below 64, 2 below 8192, 3 up to the cache's 16384.
+    values = [bytes([i % 251]) * 3 for i in range(n)]
+    bulk, single = RecordsWriter(), RecordsWriter()
+    for writer in (bulk, single):
+        for _ in range(start):
+            writer.append(1000, None, b"abc", ())
+    assert bulk.extend_values(1000, values)
+    for value in values:
+        single.append(1000, None, value, ())
+    assert bulk.buf == single.buf and bulk.count == start + n
+
+
+def test_extend_values_same_bytes_whatever_the_head_cache_holds() -> None:
+    # Many (timestamp delta, value length) shapes and long runs overflow the head
+    # cache, which is then cleared and rebuilt: the bytes must not change.
+    rng = random.Random(5)
+    for _ in range(40):
+        vlen, delta, run = rng.randrange(0, 300), rng.randrange(0, 16_384), rng.randrange(1, 3000)
+        values = [bytes([rng.randrange(256)]) * vlen for _ in range(run)]
+        bulk, single = RecordsWriter(), RecordsWriter()
+        for writer in (bulk, single):
+            writer.append(5000, None, b"first", ())
+        assert bulk.extend_values(5000 + delta, values)
+        for value in values:
+            single.append(5000 + delta, None, value, ())
+        assert bulk.buf == single.buf
 
 
 def test_extend_values_declines_runs_it_cannot_do_in_one_go() -> None:
