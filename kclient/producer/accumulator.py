@@ -279,8 +279,9 @@ class RecordAccumulator:
         if part is None:
             part = self._parts[tp] = _Partition(tp)
         if part.open is not None:
-            if part.open.lane is not None:
-                part.open.lane.settle()
+            # Callers settle a lane on it first: lanes live only on open batches,
+            # which is where settle_lanes() looks for them.
+            assert part.open.lane is None
             part.open.appendable = False  # full: later records start this new batch
         capacity = self._batch_size if self._ratios is None else self._ratios.capacity(tp[0])
         batch = ProducerBatch(tp, now() if callable(now) else now, capacity,

@@ -18,6 +18,7 @@ from kclient.producer.batch import (
     records_encoder,
 )
 from kclient.producer.compression_ratio import CompressionRatioEstimator
+from kclient.producer.idempotence import IdempotenceManager
 from kclient.producer.partitioner import StickyState
 from protocol.records import RecordBatch, read_batches
 
@@ -187,6 +188,24 @@ def test_drain_takes_the_lanes_records() -> None:
     assert sender.acc.used_bytes == 0
     assert sender.send(b"late").result  # the drained batch's lane is over: a new batch
     assert sender.acc.queued(TP)[0] is not batch
+
+
+def test_drained_lane_batches_get_sequences_for_all_their_records() -> None:
+    idem = IdempotenceManager(delivery_timeout_ms=1000)
+    idem.begin_init()
+    idem.on_init_success(7, 0)
+    acc = RecordAccumulator(make().settings, idempotence=idem)
+    sender = Sender(acc)
+    for i in range(15):
+        sender.send(b"%02d" % i)
+    assert sender.fast == 14
+    (first,) = acc.drain([1], lambda tp: 1, 1 << 20, 0.0)[1]
+    for i in range(5):
+        sender.send(b"%02d" % i)
+    (second,) = acc.drain([1], lambda tp: 1, 1 << 20, 0.0)[1]
+    assert (first.base_sequence, first.record_count) == (0, 15)
+    assert (second.base_sequence, second.record_count) == (15, 5)
+    assert idem.next_sequence(TP) == 20
 
 
 def test_failing_a_lane_batch_fails_every_record_and_frees_the_buffer() -> None:
