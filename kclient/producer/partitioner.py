@@ -31,6 +31,7 @@ from typing import Protocol
 
 __all__ = [
     "DefaultPartitioner",
+    "KeyHashes",
     "LoadFunction",
     "Partitioner",
     "StickyPartitioner",
@@ -67,6 +68,11 @@ class Partitioner(Protocol):
 LoadFunction = Callable[[str, Sequence[int]], Sequence[int]]
 
 
+# Word decoders for keys up to 64 bytes, made once (a format string per call costs
+# about as much as hashing a short key).
+_WORDS = [struct.Struct(f"<{n}I").unpack_from for n in range(17)]
+
+
 def _murmur2_u32(data: bytes) -> int:
     """MurmurHash2 (32-bit, Kafka's seed) as an unsigned 32-bit int."""
     length = len(data)
@@ -74,7 +80,8 @@ def _murmur2_u32(data: bytes) -> int:
     nblocks = length >> 2
     if nblocks:
         # One C call decodes every little-endian word; the loop only mixes.
-        for k in _unpack_from(f"<{nblocks}I", data):
+        words = _WORDS[nblocks](data) if nblocks <= 16 else _unpack_from(f"<{nblocks}I", data)
+        for k in words:
             k = (k * _M) & _MASK32
             k ^= k >> 24
             h = ((h * _M) & _MASK32) ^ ((k * _M) & _MASK32)
@@ -100,6 +107,32 @@ def murmur2(data: bytes) -> int:
 def partition_for_key(key: bytes, num_partitions: int) -> int:
     """The partition the Java client's default partitioner picks for ``key``."""
     return (_murmur2_u32(key) & 0x7FFFFFFF) % num_partitions
+
+
+class KeyHashes:
+    """``partition_for_key`` with the hashes of recently seen short keys kept.
+
+    Keys repeat (user ids, entity ids), and murmur2 in Python costs 1-2 us per short
+    key where a dict lookup costs ~30 ns. Bounded: only keys up to 64 bytes are kept,
+    at most ``limit`` of them (the table is emptied when full), so it holds a few MB
+    at most whatever the key stream.
+    """
+
+    __slots__ = ("_hashes", "_limit")
+
+    def __init__(self, limit: int = 16384) -> None:
+        self._hashes: dict[bytes, int] = {}
+        self._limit = limit
+
+    def partition(self, key: bytes, num_partitions: int) -> int:
+        h = self._hashes.get(key)
+        if h is None:
+            h = _murmur2_u32(key) & 0x7FFFFFFF
+            if len(key) <= 64:
+                if len(self._hashes) >= self._limit:
+                    self._hashes.clear()
+                self._hashes[key] = h
+        return h % num_partitions
 
 
 class StickyState:

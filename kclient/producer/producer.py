@@ -84,10 +84,10 @@ from kclient.producer.batch import (
 from kclient.producer.idempotence import IdempotenceManager
 from kclient.producer.partitioner import (
     DefaultPartitioner,
+    KeyHashes,
     Partitioner,
     StickyPartitioner,
     StickyState,
-    partition_for_key,
 )
 from kclient.producer.sender import Sender
 from kclient.producer.transactions import TransactionManager
@@ -164,6 +164,7 @@ class AsyncProducer(TransactionalProducer):
             self._sticky, ignore_keys=config.partitioner_ignore_keys
         )
         self._keyed_default = partitioner is None and not config.partitioner_ignore_keys
+        self._key_hashes = KeyHashes()
         self._default_partitioner = partitioner is None
         # send() reads and counts the sticky choice itself: see the module docstring.
         self._sticky_states, self._sticky_bytes = self._sticky.states, self._sticky.batch_size
@@ -336,6 +337,8 @@ class AsyncProducer(TransactionalProducer):
                     topic, tinfo.all, tinfo.available
                 )
                 partition = sticky.partition
+            elif key is not None and self._keyed_default:  # murmur2, as the Java client
+                partition = self._key_hashes.partition(key, tinfo.size)
             else:
                 partition = self._choose_checked(topic, key, tinfo)
         elif type(partition) is not int or not 0 <= partition < tinfo.size:
@@ -455,7 +458,7 @@ class AsyncProducer(TransactionalProducer):
 
     def _choose(self, topic: str, key: bytes | None, tinfo: TopicInfo) -> int:
         if key is not None and self._keyed_default:
-            return partition_for_key(key, tinfo.size)
+            return self._key_hashes.partition(key, tinfo.size)
         return self._partitioner(topic, key, tinfo.all, tinfo.available)
 
     def _serialize(self, key: Any, value: Any) -> tuple[bytes | None, bytes | None]:

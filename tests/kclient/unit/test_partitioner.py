@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from kclient.producer.partitioner import (
     DefaultPartitioner,
+    KeyHashes,
     Partitioner,
     StickyPartitioner,
     murmur2,
@@ -83,6 +84,18 @@ def test_keyed_partition_agrees_with_kafka_python_default_partitioner() -> None:
         key = rng.randbytes(rng.randrange(0, 64))
         n = rng.randrange(1, 50)
         assert partition_for_key(key, n) == (kp_murmur2(key) & 0x7FFFFFFF) % n
+
+
+def test_key_hashes_agree_with_partition_for_key_and_stay_bounded() -> None:
+    hashes = KeyHashes(limit=100)
+    rng = random.Random(11)
+    keys = [rng.randbytes(rng.randrange(0, 120)) for _ in range(300)]
+    for _ in range(3):  # repeats are answered from the table
+        for key in keys:
+            n = rng.randrange(1, 50)
+            assert hashes.partition(key, n) == partition_for_key(key, n)
+            assert len(hashes._hashes) <= 100
+    assert all(len(key) <= 64 for key in hashes._hashes)  # long keys are never kept
 
 
 def test_keyed_partition_agrees_with_librdkafka_murmur2_random() -> None:
