@@ -396,8 +396,26 @@ class RecordAccumulator:
             return True
         if part.inflight_node != node:
             return False  # leader moved: the old leader's requests resolve first
+        if self._wraps_to_zero(part):
+            return False
         limit = 1 if part.recovering else self.settings.max_in_flight
         return inflight < limit
+
+    def _wraps_to_zero(self, part: _Partition) -> bool:
+        """The head would take sequence 0 after a wrap while earlier batches are out.
+
+        A broker that lost this producer's state (P5) answers UNKNOWN_PRODUCER_ID to
+        those earlier batches but takes sequence 0 as a new producer's first batch, so
+        the head would be written before them. Held until they resolve (once per 2**31
+        records of a partition), the head is sequenced after any epoch bump they cause.
+        """
+        idem = self._idem
+        return (
+            idem is not None
+            and idem.enabled
+            and part.batches[0].base_sequence < 0
+            and idem.next_sequence(part.tp) == 0
+        )
 
     # -- results (the Sender applies the IdempotenceManager's decisions) ---------------
 

@@ -626,6 +626,49 @@ class ProducerCoreWrapMachine(ProducerCoreMachine):
     FIRST_SEQUENCE = SEQUENCE_MASK - 9  # P3 variant: sequences wrap to 0 mid-run
 
 
+def _replay(machine: ProducerCoreMachine, steps: list[tuple[str, dict[str, object]]]) -> None:
+    """Run ``steps`` (rule name, arguments) with every invariant checked, then teardown."""
+    for name, kwargs in steps:
+        getattr(machine, name)(**kwargs)
+        machine.futures_resolve_at_most_once()
+        machine.in_flight_sequences_are_contiguous()
+        machine.log_is_consistent_with_futures()
+    machine.teardown()
+
+
+_WRAP_START: list[tuple[str, dict[str, object]]] = [
+    ("append", {"count": 2, "partition": 0}),
+    ("append", {"count": 8, "partition": 0}),  # batches of 4, 4, 2 below the wrap
+]
+
+
+def test_sequence_zero_after_a_wrap_waits_for_the_batches_before_it() -> None:
+    # Found by TestProducerCoreWrap. The broker forgets the producer while two batches
+    # just below the wrap are in flight; the next batch takes sequence 0, which such a
+    # broker accepts as a new producer's first batch while it answers the others
+    # UNKNOWN_PRODUCER_ID. Sent together, it was written first (order broken).
+    _replay(ProducerCoreWrapMachine(), [
+        *_WRAP_START,
+        ("send", {}), ("advance", {"ms": 5}), ("respond", {"fate": "ok", "node": 1}),
+        ("broker_forgets_idle_producer", {"partition": 0}),
+        ("send", {}), ("send", {}), ("append", {"count": 1, "partition": 0}),
+    ])  # fmt: skip
+
+
+def test_sequence_zero_after_a_wrap_is_never_taken_for_an_earlier_batch() -> None:
+    # The same hole with a lost response: the batch at sequence 0 was written as a new
+    # producer's, and a retried earlier batch was then counted as delivered without
+    # being in the log.
+    _replay(ProducerCoreWrapMachine(), [
+        *_WRAP_START,
+        ("send", {}), ("send", {}), ("advance", {"ms": 5}),
+        ("respond", {"fate": "ok", "node": 1}), ("respond", {"fate": "ok", "node": 1}),
+        ("broker_forgets_idle_producer", {"partition": 0}), ("send", {}),
+        ("append", {"count": 4, "partition": 0}), ("send", {}),
+        ("respond", {"fate": "lost_after_write", "node": 1}),
+    ])  # fmt: skip
+
+
 _SETTINGS = settings(
     max_examples=150,
     stateful_step_count=60,
