@@ -9,7 +9,6 @@ import anyio
 
 from kclient.cli._common import Progress
 from kclient.cli._ledger import Ledger
-from kclient.consumer.consumer import AsyncConsumer
 
 MEMBERS = 2
 # Tansu holds JoinGroup for about session_timeout/2 (tansu-quirks.md): 6 s keeps the
@@ -72,6 +71,9 @@ async def _member(
     progress: Progress,
     done: anyio.Event,
 ) -> None:
+    # imported here: see kclient/cli/demo.py
+    from kclient.consumer.consumer import AsyncConsumer
+
     consumer: AsyncConsumer[bytes | None, bytes | None] = AsyncConsumer(
         group_id=group,
         session_timeout_ms=SESSION_TIMEOUT_MS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TextIO
 
 from kclient.cli._common import CliError
-from kclient.testing.tansu import TansuError, probe_api_versions
 from protocol.messages import REGISTRY
 
 
@@ -35,6 +34,10 @@ def _ours(key: int) -> tuple[str, str]:
 
 
 def _probe(bootstrap: str, timeout_s: float) -> dict[int, tuple[int, int]]:
+    # imported here: importing kclient.testing loads the mock cluster too, and the
+    # command line imports this module on every run
+    from kclient.testing.tansu import TansuError, probe_api_versions
+
     host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
     try:
         return probe_api_versions(host, int(port), timeout=timeout_s)

@@ -22,11 +22,10 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
-from kclient.admin import AsyncAdmin, OffsetSpec
 from kclient.cli._common import (
     CliError,
     Progress,
@@ -36,11 +35,13 @@ from kclient.cli._common import (
     print_table,
 )
 from kclient.cli.demo import create_topic
-from kclient.consumer.consumer import AsyncConsumer
-from kclient.producer.batch import DeliveryFuture
-from kclient.producer.producer import AsyncProducer
 from kclient.structs import TopicPartition
 from protocol.errors import UnknownTopicOrPartitionError
+
+# Client classes are imported inside the functions that use them, so that parsing the
+# command line (and every other command) does not pay for importing them.
+if TYPE_CHECKING:
+    from kclient.producer.batch import DeliveryFuture
 
 _CHUNK = 1000  # records per send_many call
 _MB = 1_000_000
@@ -124,6 +125,8 @@ async def _prepare_topic(
     settings: dict[str, Any], options: BenchOptions
 ) -> tuple[str, dict[TopicPartition, int]]:
     """The topic and where each partition ends now (where the consumer will start)."""
+    from kclient.admin import AsyncAdmin, OffsetSpec
+
     topic = options.topic or f"kclient-bench-{uuid.uuid4().hex[:8]}"
     partitions = None
     if options.topic is not None:
@@ -141,6 +144,8 @@ async def _prepare_topic(
 async def _existing_partitions(
     settings: dict[str, Any], topic: str, timeout_s: float
 ) -> list[TopicPartition] | None:
+    from kclient.admin import AsyncAdmin
+
     with anyio.fail_after(timeout_s + 1):  # also bounds connecting to a silent address
         async with AsyncAdmin(**settings) as admin:
             found = (await admin.describe_topics([topic]))[topic]
@@ -160,6 +165,8 @@ def payload(size: int) -> bytes:
 async def produce_phase(
     settings: dict[str, Any], topic: str, options: BenchOptions, out: TextIO
 ) -> PhaseResult:
+    from kclient.producer.producer import AsyncProducer
+
     total, value = options.records, payload(options.size)
     progress = Progress("produced", total, out)
     latencies = array("d")
@@ -196,6 +203,8 @@ async def produce_phase(
 async def consume_phase(
     settings: dict[str, Any], starts: dict[TopicPartition, int], options: BenchOptions, out: TextIO
 ) -> PhaseResult:
+    from kclient.consumer.consumer import AsyncConsumer
+
     total = options.records
     progress = Progress("consumed", total, out)
     seen, first, last = 0, 0.0, 0.0

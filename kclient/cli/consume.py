@@ -6,14 +6,17 @@ import argparse
 import base64
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from kclient.admin import AsyncAdmin
 from kclient.cli._common import CliError, admin_settings, check_results
-from kclient.consumer.consumer import AsyncConsumer
 from kclient.structs import ConsumerRecord, TopicPartition
+
+# Client classes are imported inside the functions that use them, so that parsing the
+# command line (and every other command) does not pay for importing them.
+if TYPE_CHECKING:
+    from kclient.consumer.consumer import AsyncConsumer
 
 Record = ConsumerRecord[bytes | None, bytes | None]
 
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _consume(args: argparse.Namespace) -> None:
+    from kclient.consumer.consumer import AsyncConsumer
+
     settings = admin_settings(args)
     partitions = None if args.group else await _partitions(args, settings)
     consumer: AsyncConsumer[bytes | None, bytes | None] = AsyncConsumer(
@@ -64,6 +69,8 @@ async def _consume(args: argparse.Namespace) -> None:
 
 
 async def _partitions(args: argparse.Namespace, settings: dict[str, Any]) -> list[TopicPartition]:
+    from kclient.admin import AsyncAdmin
+
     with anyio.fail_after(args.timeout + 1):  # also bounds connecting to a silent address
         async with AsyncAdmin(**settings) as admin:
             found = await admin.describe_topics([args.topic])

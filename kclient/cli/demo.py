@@ -11,17 +11,19 @@ import argparse
 import sys
 import uuid
 from functools import partial
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
-from kclient.admin import AsyncAdmin, NewTopic
 from kclient.cli._common import CliError, Progress, client_settings, cluster_for
 from kclient.cli._demo_consume import consume_all
 from kclient.cli._ledger import Ledger, key_for, value_for
 from kclient.cli._versions import print_versions_table
-from kclient.producer.batch import DeliveryFuture
-from kclient.producer.producer import AsyncProducer, ProducerRecord
+
+# Client classes are imported inside the functions that use them, so that parsing the
+# command line (and every other command) does not pay for importing them.
+if TYPE_CHECKING:
+    from kclient.producer.batch import DeliveryFuture
 
 PARTITIONS = 4
 _CHUNK = 1000  # records per send_many call: big enough to amortise, small enough to yield
@@ -75,6 +77,8 @@ async def demo(settings: dict[str, Any], total: int, timeout_s: float, out: Text
 async def create_topic(
     settings: dict[str, Any], topic: str, partitions: int, timeout_s: float
 ) -> None:
+    from kclient.admin import AsyncAdmin, NewTopic
+
     # fail_after as well as timeout_ms: the admin's own deadline covers requests, this one
     # also covers start-up against an address where nothing answers.
     with anyio.fail_after(timeout_s + 1):
@@ -86,6 +90,8 @@ async def create_topic(
 
 
 async def _produce(settings: dict[str, Any], topic: str, ledger: Ledger, out: TextIO) -> float:
+    from kclient.producer.producer import AsyncProducer, ProducerRecord
+
     total = ledger.total
     progress = Progress("produced", total, out)
     acked = 0

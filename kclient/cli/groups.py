@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from kclient.admin import AsyncAdmin
 from kclient.cli import groups_reset
 from kclient.cli._common import admin_settings, check_results, print_table
+
+# Client classes are imported inside the functions that use them, so that parsing the
+# command line (and every other command) does not pay for importing them.
+if TYPE_CHECKING:
+    from kclient.admin import AsyncAdmin
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -31,6 +35,8 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
+    from kclient.admin import AsyncAdmin
+
     settings = admin_settings(args)
 
     async def body() -> None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from kclient.admin import AsyncAdmin, OffsetSpec
 from kclient.cli._common import CliError, admin_settings, check_results, one_line, print_table
 from kclient.cli._reset import (
     Bounds,
@@ -31,6 +30,11 @@ from kclient.cli._reset import (
 )
 from kclient.structs import TopicPartition
 from protocol.errors import GroupIdNotFoundError, UnknownTopicOrPartitionError
+
+# Client classes are imported inside the functions that use them, so that parsing the
+# command line (and every other command) does not pay for importing them.
+if TYPE_CHECKING:
+    from kclient.admin import AsyncAdmin, OffsetSpec
 
 # States in which nobody can commit over the reset (Kafka's tool checks the same two).
 _INACTIVE_STATES = ("Empty", "Dead", "")
@@ -77,6 +81,8 @@ def strategy_from(args: argparse.Namespace) -> Strategy:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kclient.admin import AsyncAdmin
+
     strategy = strategy_from(args)
     specs = [parse_topic_spec(t) for t in args.topic or ()]
     settings = admin_settings(args)
@@ -168,6 +174,8 @@ async def _partitions(admin: AsyncAdmin, specs: Sequence[TopicSpec]) -> list[Top
 async def _bounds(
     admin: AsyncAdmin, partitions: Sequence[TopicPartition], strategy: Strategy
 ) -> dict[TopicPartition, Bounds]:
+    from kclient.admin import OffsetSpec
+
     async def lookup(spec: OffsetSpec) -> dict[TopicPartition, int]:
         found = await admin.list_offsets(dict.fromkeys(partitions, spec))
         check_results("list offsets", {_name(tp): r for tp, r in found.items()})

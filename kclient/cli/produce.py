@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import AsyncIterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio
 
 from kclient.cli._common import CliError, client_settings, parse_pairs, require_bootstrap
-from kclient.producer.batch import DeliveryFuture
-from kclient.producer.producer import AsyncProducer
+
+# Client classes are imported inside the functions that use them, so that parsing the
+# command line (and every other command) does not pay for importing them.
+if TYPE_CHECKING:
+    from kclient.producer.batch import DeliveryFuture
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -48,6 +51,8 @@ async def _produce(
     headers: list[tuple[str, bytes]],
     stream: IO[bytes],
 ) -> int:
+    from kclient.producer.producer import AsyncProducer
+
     sep = args.key_separator.encode() if args.key_separator else None
     futures: list[DeliveryFuture] = []
     async with AsyncProducer(compression_type=args.compression, **settings) as producer:

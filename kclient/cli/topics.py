@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from kclient.admin import AsyncAdmin, NewTopic
 from kclient.cli._common import admin_settings, check_results, parse_pairs, print_table
+
+# Client classes are imported inside the functions that use them, so that parsing the
+# command line (and every other command) does not pay for importing them.
+if TYPE_CHECKING:
+    from kclient.admin import AsyncAdmin
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -35,6 +39,8 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
+    from kclient.admin import AsyncAdmin
+
     settings = admin_settings(args)
 
     async def body() -> None:
@@ -56,6 +62,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from kclient.admin import NewTopic
+
     configs = dict(parse_pairs(args.topic_config, "--topic-config"))
     topics = [
         NewTopic(n, args.partitions, args.replication_factor, topic_configs=configs)

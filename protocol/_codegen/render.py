@@ -882,20 +882,62 @@ def render_messages(specs: dict[str, MessageSpec], snapshot: str) -> dict[str, s
     return files
 
 
+_INIT_DOC = [
+    '"""Generated message classes: ApiKey and the (request, response) registry.',
+    "",
+    "No message module is imported up front (together they take ~0.3 s to import): REGISTRY",
+    "imports an API's module the first time its key is looked up, and the message classes and",
+    "submodules resolve on first attribute access (PEP 562). Type checkers see the names",
+    "through the TYPE_CHECKING imports.",
+    '"""',
+]
+
+_INIT_GETATTR = [
+    "def __getattr__(name: str) -> object:",
+    "    value = load_attribute(__name__, _CLASS_MODULES, _SUBMODULES, name)",
+    "    if name not in _SUBMODULES:",
+    "        globals()[name] = value  # later lookups are plain attribute reads",
+    "    return value",
+    "",
+    "",
+    "def __dir__() -> list[str]:",
+    "    return sorted({*globals(), *_CLASS_MODULES, *_SUBMODULES})",
+]
+
+
 def _render_init(apis: list[tuple[int, str, str, str]], snapshot: str) -> str:
-    lines = [*header_lines(snapshot)]
-    lines += ['"""Generated message classes: ApiKey and the (request, response) registry."""', ""]
-    lines += ["from __future__ import annotations", "", "from enum import IntEnum", ""]
-    lines += ["from protocol.api import Request, Response"]
+    """``messages/__init__.py``: ApiKey, the lazy REGISTRY and PEP 562 name resolution."""
+    submodules = sorted([m for _k, _e, m, _a in apis] + ["consumer_protocol", "headers"])
+    lines = [*header_lines(snapshot), *_INIT_DOC, ""]
+    lines += ["from __future__ import annotations", ""]
+    lines += ["from enum import IntEnum", "from typing import TYPE_CHECKING", ""]
+    lines += ["from protocol._lazy import LazyRegistry, load_attribute", ""]
+    lines += ["if TYPE_CHECKING:"]
+    # "X as X" marks an explicit re-export, so mypy --strict accepts importing X from here
     for _key, _enum, mname, api in apis:
-        lines.append(f"from protocol.messages.{mname} import {api}Request, {api}Response")
+        lines += [
+            f"    from protocol.messages.{mname} import {api}Request as {api}Request",
+            f"    from protocol.messages.{mname} import {api}Response as {api}Response",
+        ]
     lines += ["", '__all__ = ["REGISTRY", "ApiKey"]', "", ""]
     lines += ["class ApiKey(IntEnum):", '    """Kafka API keys of every generated API."""', ""]
     lines += [f"    {enum} = {key}" for key, enum, _m, _a in apis]
     lines += ["", ""]
-    lines.append("REGISTRY: dict[int, tuple[type[Request], type[Response]]] = {")
-    lines += [f"    {key}: ({api}Request, {api}Response)," for key, _e, _m, api in apis]
-    lines.append("}")
+    lines.append("# API key -> (module, request class, response class)")
+    lines.append("REGISTRY = LazyRegistry(")
+    lines.append("    __name__,")
+    lines.append("    {")
+    lines += [
+        f'        {key}: ("{mname}", "{api}Request", "{api}Response"),'
+        for key, _e, mname, api in apis
+    ]
+    lines += ["    },", ")", ""]
+    lines.append("_CLASS_MODULES = REGISTRY.class_modules()")
+    lines.append("_SUBMODULES = frozenset(")
+    lines.append("    {")
+    lines += [f'        "{m}",' for m in submodules]
+    lines += ["    }", ")", "", ""]
+    lines += _INIT_GETATTR
     return "\n".join(lines) + "\n"
 
 
