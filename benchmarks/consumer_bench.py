@@ -21,7 +21,8 @@ timeout=1)`` (checking ``msg.error()``), with librdkafka's defaults and once mor
 and the run fails unless exactly N records of 100 bytes came back.
 
 ``--sync`` measures blocking loops instead: ``kclient.sync.Consumer`` as
-``for record in consumer`` and ``getmany(timeout_ms=1000, max_records=1000)``, against
+``for record in consumer``, ``while True: consumer.getone()`` and
+``getmany(timeout_ms=1000, max_records=1000)``, against
 kafka-python's ``for msg in consumer`` and ``poll``. The iterating loops count each record
 as it is handed out (the same per-record work on both sides).
 
@@ -266,6 +267,13 @@ def kclient_sync_iter_worker(params: dict[str, Any]) -> dict[str, Any]:
         return clock.result()
 
 
+def kclient_sync_getone_worker(params: dict[str, Any]) -> dict[str, Any]:
+    clock = _Clock(params["records"])
+    with _kclient_sync_consumer(params) as consumer:
+        _count_each(clock, iter(consumer.getone, None), lambda r: r.value)  # never None
+        return clock.result()
+
+
 def kclient_sync_getmany_worker(params: dict[str, Any]) -> dict[str, Any]:
     clock = _Clock(params["records"])
     with _kclient_sync_consumer(params) as consumer:
@@ -307,6 +315,7 @@ RUNS: tuple[tuple[str, str, Worker, dict[str, Any]], ...] = (
 # ``--sync``: the blocking facade against kafka-python's blocking loops.
 SYNC_RUNS: tuple[tuple[str, str, Worker, dict[str, Any]], ...] = (
     ("kclient", "sync for record in consumer", kclient_sync_iter_worker, {}),
+    ("kclient", "sync getone loop", kclient_sync_getone_worker, {}),
     ("kclient", "sync getmany", kclient_sync_getmany_worker, {}),
     ("kafka-python", "for msg in consumer", kafka_python_iter_worker, {}),
     ("kafka-python", "poll", kafka_python_worker, {}),
@@ -437,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sync",
         action="store_true",
         help="measure the blocking loops instead: kclient.sync.Consumer's `for record in "
-        "consumer` and getmany against kafka-python's iterator and poll",
+        "consumer`, getone loop and getmany against kafka-python's iterator and poll",
     )
     args = parser.parse_args(argv)
     n = args.records or (QUICK_RECORDS if args.quick else DEFAULT_RECORDS)

@@ -507,8 +507,14 @@ class AsyncConsumer(Generic[K, V]):
     def _take_chunks(
         self, partitions: Collection[TopicPartition], limit: int
     ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
-        """Records an ``async for`` took but has not handed out yet go first."""
-        if partitions or not self._handout:
+        """Records an ``async for`` took but has not handed out yet go first. A poll of
+        chosen partitions gives them back instead, to be fetched again: what the buffer
+        holds starts after the chunk, not at the position the hand-out rewound to, so
+        draining it would drop it (not contiguous) and stall the partition."""
+        if not self._handout:
+            return {}
+        if partitions:
+            self._drop_chunks(())
             return {}
         return self._handout.take_rest()
 

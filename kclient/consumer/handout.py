@@ -1,10 +1,10 @@
 """Records drained for one-at-a-time iteration, handed out one by one.
 
 ``async for record in consumer`` (on the event loop) and the sync facade's ``for record in
-consumer`` (on the application's thread) both take records from one :class:`Handout`: the
-loop drains a chunk with ``getmany`` and :meth:`Handout.load` keeps it; :meth:`take` then
-hands records out without awaiting, so the sync facade makes one portal hop per chunk
-instead of one per record.
+consumer`` and ``getone()`` (on the application's thread) take records from one
+:class:`Handout`: the loop drains a chunk with ``getmany`` and :meth:`Handout.load` keeps
+it; :meth:`take` then hands records out without awaiting, so the sync facade makes one
+portal hop per chunk instead of one per record.
 
 What ``commit()`` commits is the partition's position, so the position must only ever
 cover records actually handed out: :meth:`load` rewinds each partition's position to its

@@ -198,24 +198,50 @@ class PortalClient(Generic[ImplT]):
         except (ClientClosedError, StopAsyncIteration):
             raise StopIteration from None
 
-    def _next_lent(
+    def _take_lent(
         self, take: Callable[[], T | None], refill: Callable[[], Awaitable[object]]
     ) -> T:
-        """``__next__`` over items the async twin lends in chunks (the consumer's records).
+        """The next item the async twin lends in chunks (the consumer's records).
 
         ``take`` hands out the next item of the current chunk, or None when it is used up;
         it runs on the caller's thread, so it must be thread-safe and never block.
-        ``refill`` loads the next chunk on the loop. One portal hop per chunk instead of
-        one per item; a closed client ends the iteration.
+        ``refill`` loads the next chunk on the loop: one portal hop per chunk instead of
+        one per item, and the refill's errors are raised here as a call's would be. A
+        client closed before or during the call raises :class:`ClientClosedError`.
         """
         self._check_thread()
         while True:
             if self._closing or self._portal is None:
-                raise StopIteration
+                raise ClientClosedError(f"the sync client of {self._async_name} is closed")
             item = take()
             if item is not None:
                 return item
-            self._next(refill)
+            self._call(refill)
+
+    def _next_lent(
+        self, take: Callable[[], T | None], refill: Callable[[], Awaitable[object]]
+    ) -> T:
+        """``__next__`` over items lent in chunks (:meth:`_take_lent`): a closed client
+        ends the iteration."""
+        try:
+            return self._take_lent(take, refill)
+        except (ClientClosedError, StopAsyncIteration):
+            raise StopIteration from None
+
+    def _lent_or_call(
+        self,
+        take: Callable[[], T | None],
+        refill: Callable[[], Awaitable[object]],
+        func: Callable[P, Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """For a method that, called with no arguments, returns the next lent item (the
+        consumer's ``getone()``): that item from the chunk (:meth:`_take_lent`); with
+        arguments (a selection the chunks cannot serve), ``func`` through the portal."""
+        if args or kwargs:
+            return self._call(func, *args, **kwargs)
+        return self._take_lent(take, refill)
 
     def _shutdown(self, closer: Callable[[], Awaitable[object]] | None = None) -> None:
         """``close()``: cancel calls in flight, then let the host task run ``closer``

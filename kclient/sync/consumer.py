@@ -4,12 +4,13 @@ Every method forwards to the async method of the same name and signature through
 shared portal (``_portal.py``). The consumer starts in the constructor (the twin of
 ``AsyncConsumer.start()``), so there is no ``start()`` here.
 
-``for record in consumer`` takes records on the caller's thread from the chunk the async
-iterator drained (``AsyncConsumer._handout``, shared with ``async for``): one portal hop
-per chunk (``_refill``), not per record. The hand-out moves each partition's position as
-it hands a record out and stops at once for a sought, paused or revoked partition, so
-``commit()`` (and the final auto-commit of ``close()``) covers exactly the records the
-loop has been given, as with ``async for``.
+``for record in consumer`` and ``getone()`` take records on the caller's thread from the
+chunk the async iterator drained (``AsyncConsumer._handout``, shared with ``async for``):
+one portal hop per chunk (``_refill``), not per record. The hand-out moves each
+partition's position as it hands a record out and stops at once for a sought, paused or
+revoked partition, so ``commit()`` (and the final auto-commit of ``close()``) covers
+exactly the records the application has been given, as with ``async for``.
+``getone(*partitions)`` keeps one hop per call (see there).
 
 Rebalance listeners run on the portal's event-loop thread; they must not call this
 client (that raises :class:`~kclient.sync.SyncInEventLoopError`).
@@ -189,4 +190,10 @@ class Consumer(PortalClient[AsyncConsumer[K, V]], Generic[K, V]):
         )
 
     def getone(self, *partitions: TopicPartition) -> ConsumerRecord[K, V]:
-        return self._call(self._impl.getone, *partitions)
+        """The next record. Without partitions it comes from the hand-out, like ``for``'s
+        (one portal hop per chunk); with partitions, one hop per call: the hand-out's
+        chunks are in drain order over all partitions, and ``AsyncConsumer.getone`` with
+        partitions reads from the fetch buffer, not from them."""
+        return self._lent_or_call(
+            self._impl._handout.take, self._impl._refill, self._impl.getone, *partitions
+        )
