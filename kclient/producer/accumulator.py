@@ -402,20 +402,20 @@ class RecordAccumulator:
         return inflight < limit
 
     def _wraps_to_zero(self, part: _Partition) -> bool:
-        """The head would take sequence 0 after a wrap while earlier batches are out.
+        """The head has (or would take) sequence 0 while earlier batches are out: the
+        sequence wrapped (a split half may start there too).
 
         A broker that lost this producer's state (P5) answers UNKNOWN_PRODUCER_ID to
         those earlier batches but takes sequence 0 as a new producer's first batch, so
         the head would be written before them. Held until they resolve (once per 2**31
         records of a partition), the head is sequenced after any epoch bump they cause.
+        (A new epoch's first batch also takes 0, but with nothing in flight.)
         """
         idem = self._idem
-        return (
-            idem is not None
-            and idem.enabled
-            and part.batches[0].base_sequence < 0
-            and idem.next_sequence(part.tp) == 0
-        )
+        if idem is None or not idem.enabled:
+            return False
+        sequence = part.batches[0].base_sequence
+        return (sequence if sequence >= 0 else idem.next_sequence(part.tp)) == 0
 
     # -- results (the Sender applies the IdempotenceManager's decisions) ---------------
 

@@ -669,6 +669,19 @@ def test_sequence_zero_after_a_wrap_is_never_taken_for_an_earlier_batch() -> Non
     ])  # fmt: skip
 
 
+def test_a_split_half_at_sequence_zero_waits_for_the_half_before_it() -> None:
+    # A batch spanning the wrap is split (MESSAGE_TOO_LARGE) after the broker forgot
+    # the producer: its second half starts at sequence 0 and must not go out with the
+    # first half (which gets UNKNOWN_PRODUCER_ID).
+    _replay(ProducerCoreWrapMachine(), [
+        *_WRAP_START,
+        ("send", {}), ("send", {}), ("append", {"count": 2, "partition": 0}),
+        ("respond", {"fate": "ok", "node": 1}), ("respond", {"fate": "ok", "node": 1}),
+        ("broker_forgets_idle_producer", {"partition": 0}), ("send", {}),
+        ("respond", {"fate": "too_large", "node": 1}), ("send", {}),
+    ])  # fmt: skip
+
+
 _SETTINGS = settings(
     max_examples=150,
     stateful_step_count=60,
