@@ -11,7 +11,6 @@ through the ``TYPE_CHECKING`` imports.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 # Cheap and needed in ``except`` clauses and signatures everywhere: imported eagerly.
@@ -45,6 +44,7 @@ from kclient.errors import (
     UnsupportedVersionForApiError,
 )
 from kclient.structs import ConsumerRecord, OffsetAndMetadata, RecordMetadata, TopicPartition
+from protocol._lazy import load_attribute
 
 if TYPE_CHECKING:
     # listed in __all__, so mypy --strict takes them as re-exported
@@ -118,28 +118,28 @@ __all__ = [
     "UnsupportedVersionForApiError",
 ]
 
-# public name -> module that defines it, imported on first access
+# public name -> the submodule that defines it, imported on first access
 _LAZY: dict[str, str] = {
-    "Admin": "kclient.sync",
-    "AdminConfig": "kclient.config",
-    "AlterConfigOp": "kclient.admin",
-    "AsyncAdmin": "kclient.admin",
-    "AsyncConsumer": "kclient.consumer.consumer",
-    "AsyncGroupTransactSession": "kclient.eos",
-    "AsyncProducer": "kclient.producer.producer",
-    "CommonConfig": "kclient.config",
-    "ConfigResource": "kclient.admin",
-    "Consumer": "kclient.sync",
-    "ConsumerConfig": "kclient.config",
-    "ConsumerGroupMetadata": "kclient.producer.txn_types",
-    "ConsumerRebalanceListener": "kclient.consumer.listener",
-    "GroupTransactSession": "kclient.sync",
-    "NewPartitions": "kclient.admin",
-    "NewTopic": "kclient.admin",
-    "OffsetSpec": "kclient.admin",
-    "Producer": "kclient.sync",
-    "ProducerConfig": "kclient.config",
-    "ProducerRecord": "kclient.producer.producer",
+    "Admin": "sync",
+    "AdminConfig": "config",
+    "AlterConfigOp": "admin",
+    "AsyncAdmin": "admin",
+    "AsyncConsumer": "consumer.consumer",
+    "AsyncGroupTransactSession": "eos",
+    "AsyncProducer": "producer.producer",
+    "CommonConfig": "config",
+    "ConfigResource": "admin",
+    "Consumer": "sync",
+    "ConsumerConfig": "config",
+    "ConsumerGroupMetadata": "producer.txn_types",
+    "ConsumerRebalanceListener": "consumer.listener",
+    "GroupTransactSession": "sync",
+    "NewPartitions": "admin",
+    "NewTopic": "admin",
+    "OffsetSpec": "admin",
+    "Producer": "sync",
+    "ProducerConfig": "config",
+    "ProducerRecord": "producer.producer",
 }
 
 # Subpackages that an eager ``import kclient`` used to bind as attributes, so code that
@@ -161,13 +161,9 @@ _SUBPACKAGES = frozenset(
 
 
 def __getattr__(name: str) -> object:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"{__name__}.{name}")
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value  # later lookups are plain attribute reads
+    value = load_attribute(__name__, _LAZY, _SUBPACKAGES, name)
+    if name in _LAZY:
+        globals()[name] = value  # later lookups are plain attribute reads
     return value
 
 

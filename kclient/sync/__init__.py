@@ -10,10 +10,10 @@ exactly-once session.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from kclient.sync._portal import ClientClosedError, SyncInEventLoopError
+from protocol._lazy import load_attribute
 
 if TYPE_CHECKING:
     # listed in __all__, so mypy --strict takes them as re-exported
@@ -31,20 +31,17 @@ __all__ = [
     "SyncInEventLoopError",
 ]
 
-# public name -> module that defines it, imported on first access
+# public name -> the submodule that defines it, imported on first access
 _LAZY: dict[str, str] = {
-    "Admin": "kclient.sync.admin",
-    "Consumer": "kclient.sync.consumer",
-    "GroupTransactSession": "kclient.sync.eos",
-    "Producer": "kclient.sync.producer",
+    "Admin": "admin",
+    "Consumer": "consumer",
+    "GroupTransactSession": "eos",
+    "Producer": "producer",
 }
 
 
 def __getattr__(name: str) -> object:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
+    value = load_attribute(__name__, _LAZY, frozenset(), name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 
