@@ -200,6 +200,14 @@ async def test_rebalance_mid_chunk_drops_the_revoked_partitions_records() -> Non
     from the moment the revocation is known, A hands out nothing more of the chunk; it
     commits (auto-commit before revocation) only what earlier polls handed out, and B
     continues from there, so between them every record is read, none skipped."""
+    await rebalance_mid_chunk(take)
+
+
+async def rebalance_mid_chunk(
+    take_n: Callable[[Consumer[bytes, bytes], int], list[tuple[int, int]]],
+) -> None:
+    """The rebalance-mid-chunk scenario, member A taking records with ``take_n`` (``for``
+    or ``getone()``); asserts what the tests' docstrings say."""
     partitions = [TopicPartition(TOPIC, p) for p in range(4)]
     async with MockCluster(brokers=1) as cluster:
         cluster.create_topic(TOPIC, partitions=4)
@@ -234,11 +242,11 @@ async def test_rebalance_mid_chunk_drops_the_revoked_partitions_records() -> Non
                         and all(a.highwater(tp) == 50 for tp in partitions)
                     )
                 )
-                before = take(a, 10)
+                before = take_n(a, 10)
                 anyio.from_thread.run_sync(tg.start_soon, run_b)
                 # The revocation reaches A's coordinator: A's held records are dropped.
                 wait_until(lambda: not a._impl._handout)
-                after = take(a, 10)  # runs the revocation, rejoins, reads on
+                after = take_n(a, 10)  # runs the revocation, rejoins, reads on
                 offsets = anyio.from_thread.run_sync(committed, cluster)
                 anyio.from_thread.run(b_joined.wait)
                 return before, after, listener.revoked, offsets

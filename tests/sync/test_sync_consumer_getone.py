@@ -33,10 +33,10 @@ from .test_sync_consumer_chunks import (
     P1,
     STALL_S,
     TOPIC,
-    _Revocations,
     committed,
     make,
     make_async,
+    rebalance_mid_chunk,
     wait_until,
 )
 from .test_sync_tansu import make_topic
@@ -191,61 +191,7 @@ async def test_rebalance_mid_chunk_drops_the_revoked_records_getone_holds() -> N
     from the moment the revocation is known, A's getone returns nothing more of the chunk;
     A's auto-commit before the revocation covers only the records getone returned, and
     B continues from there, so between them every record is read, none skipped."""
-    partitions = [TopicPartition(TOPIC, p) for p in range(4)]
-    async with MockCluster(brokers=1) as cluster:
-        cluster.create_topic(TOPIC, partitions=4)
-        for tp in partitions:
-            produce(cluster, TOPIC, tp.partition, [b"x"] * 50, per_batch=50)
-        settings: dict[str, Any] = dict(
-            group_id=GROUP, partition_assignment_strategy=["range"],
-            enable_auto_commit=True, auto_commit_interval_ms=60_000,
-            max_poll_records=1000, max_poll_interval_ms=20_000,
-        )  # fmt: skip
-        b_records: list[tuple[int, int]] = []
-        b_joined = anyio.Event()
-
-        async def run_b() -> None:
-            async with make_async(cluster, client_id="b", **settings) as b:
-                b.subscribe([TOPIC])
-                while True:
-                    for tp, records in (await b.getmany(timeout_ms=50)).items():
-                        b_records.extend((tp.partition, r.offset) for r in records)
-                    if b.assignment():
-                        b_joined.set()
-
-        def app() -> tuple[Any, ...]:
-            listener = _Revocations()
-            with make(cluster, client_id="a", **settings) as a:
-                a.subscribe([TOPIC], listener=listener)
-                wait_until(
-                    lambda: (
-                        a.assignment() == set(partitions)
-                        and all(a.highwater(tp) == 50 for tp in partitions)
-                    )
-                )
-                before = getone_n(a, 10)
-                anyio.from_thread.run_sync(tg.start_soon, run_b)
-                wait_until(lambda: not a._impl._handout)  # the revocation dropped the chunk
-                after = getone_n(a, 10)  # runs the revocation, rejoins, reads on
-                offsets = anyio.from_thread.run_sync(committed, cluster)
-                anyio.from_thread.run(b_joined.wait)
-                return before, after, listener.revoked, offsets
-
-        async with anyio.create_task_group() as tg:
-            before, after, revoked, offsets = await anyio.to_thread.run_sync(app)
-            await b_joined.wait()
-            tg.cancel_scope.cancel()
-    assert revoked and revoked[0] == frozenset(partitions)
-    kept = {p for p, _ in after}
-    assert kept and kept.isdisjoint({p for p, _ in b_records})
-    a_seen: dict[int, list[int]] = {}
-    for p, o in before:
-        a_seen.setdefault(p, []).append(o)
-    assert all(seen == list(range(len(seen))) for seen in a_seen.values())
-    assert offsets == {tp.partition: len(a_seen.get(tp.partition, [])) for tp in partitions}
-    for p in kept:
-        seen = [o for q, o in after if q == p]
-        assert seen == list(range(offsets[p], offsets[p] + len(seen)))
+    await rebalance_mid_chunk(getone_n)
 
 
 async def test_close_from_another_thread_ends_getone_mid_chunk_and_while_waiting() -> None:
